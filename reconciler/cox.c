@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cox (coxswain): the PharosVPN controller and its command line. One dispatch table, a
+ * file per subcommand (wireguard-tools style).
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cox.h"
+#include "version.h"
+
+static const struct {
+	const char	*name;
+	int		(*fn)(int, char **);
+	const char	*help;
+} commands[] = {
+	{ "validate", cmd_validate, "check a fleet repository (a folder or a git revision)" },
+};
+
+static void
+usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: cox <command> [options]\n\n"
+	    "cox (coxswain) drives a PharosVPN fleet from a git repository.\n\ncommands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\nRun 'cox <command> --help' for a command's options.\n"
+	    "Global options: --help, --version\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	size_t i;
+
+	if (sodium_init() < 0) {
+		fprintf(stderr, "cox: libsodium failed to initialise\n");
+		return COX_USAGE;
+	}
+	if (argc < 2) {
+		usage(stderr);
+		return COX_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return COX_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("cox %s\n", PHAROS_VERSION);
+		return COX_OK;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "cox: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return COX_USAGE;
+}

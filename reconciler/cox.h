@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cox subcommands: each takes the arguments after its name (argv[0] is the name). */
+#ifndef PHAROS_COX_H
+#define PHAROS_COX_H
+
+/* Exit codes shared by every subcommand (BRIEF.md §4). */
+enum { COX_OK = 0, COX_FAIL = 1, COX_USAGE = 2 };
+
+int	cmd_validate(int argc, char **argv);
+
+#endif

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The fleet model: the typed form of a fleet repository (docs/DESIGN.md §2). Every value
+ * keeps the place it was written, so any later check — the validator, the planner, the
+ * admin API — can point at the exact line. A value's `set` flag says whether the file
+ * gave it; the effective values after preset defaults are in struct fleet_eff and the
+ * fleet_node_*() helpers.
+ */
+#ifndef PHAROS_FLEET_H
+#define PHAROS_FLEET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
+
+struct arena;
+struct source;
+
+enum preset { PRESET_PERSONAL, PRESET_ENTERPRISE };
+
+enum { ROLE_ENTRY = 1U << 0, ROLE_EXIT = 1U << 1 };
+
+/* Every nested object starts with this header. */
+struct fobj {
+	struct loc	at;
+	bool		set;
+};
+
+struct fstr {
+	const char	*v;		/* NULL when absent */
+	struct loc	 at;
+};
+
+struct fint {
+	int64_t		v;
+	struct loc	at;
+	bool		set;
+};
+
+struct fbool {
+	bool		v;
+	bool		set;
+	struct loc	at;
+};
+
+/* A list; v points at n elements of the list's element type (struct fstr, ...). */
+struct flist {
+	void		*v;
+	size_t		 n;
+	struct loc	 at;
+	bool		 set;
+};
+
+#define FLIST_STR(l, i)	(((struct fstr *)(l).v)[i])
+
+/* An AmneziaWG header value: a u32, or a range lo-hi (AWG 2.0). */
+struct awg_h {
+	uint32_t	lo, hi;
+	struct loc	at;
+	bool		set;
+};
+
+struct awg {
+	struct fobj	hdr;
+	struct fint	port, jc, jmin, jmax, s1, s2, s3, s4;
+	struct awg_h	h[4];
+	struct fstr	i[5];
+};
+
+struct xray {
+	struct fobj	hdr;
+	struct fint	port;
+	struct fstr	decoy, flow;
+	struct flist	server_names, short_ids;	/* of struct fstr */
+};
+
+/* Effective AmneziaWG parameters of a node: built-in defaults <- fleet <- node. */
+struct awg_params {
+	int		port, jc, jmin, jmax, s1, s2, s3, s4;
+	uint32_t	h_lo[4], h_hi[4];
+	const char	*i[5];
+};
+
+struct node {
+	const char	*name;
+	struct loc	 at;		/* the file */
+	struct fobj	 hdr;
+	struct fstr	 region, ssh, control;
+	struct flist	 roles, entry_pool;	/* of struct fstr */
+	struct fint	 mtu;
+	struct fbool	 idle;
+	struct awg	 awg;
+	struct xray	 xray;
+	unsigned	 roles_mask;	/* ROLE_*, effective (default both) */
+};
+
+struct relay {
+	const char	*name;
+	struct loc	 at;
+	struct fobj	 hdr;
+	struct fstr	 address, ssh, region;
+};
+
+struct user;
+
+struct device {
+	struct fobj	 hdr;
+	struct fstr	 name, public_key, address;
+	const struct user *user;
+};
+
+struct user {
+	const char	*name;
+	struct loc	 at;
+	struct fobj	 hdr;
+	struct fstr	 email, role, full_name;
+	struct fbool	 disabled;
+	struct flist	 devices;	/* of struct device */
+	bool		 admin;		/* effective role */
+};
+
+struct rule {
+	struct fobj	hdr;
+	struct fstr	name;
+	struct flist	users, entry, exit, via;	/* of struct fstr */
+	struct fint	hops;
+};
+
+/* Effective fleet-wide values after preset defaults (docs/DESIGN.md §2.7). */
+struct fleet_eff {
+	bool		xray, amneziawg;
+	int		hops;
+	int64_t		rotate_s, audit_s, metrics_s, sweep_s;
+	bool		review_required, account_sync, relay_embedded;
+	int		mtu;
+	const char	*tunnel_pool;
+};
+
+struct fleet {
+	struct arena	*arena;
+	bool		 have_fleet_yaml;
+	struct loc	 at;			/* fleet.yaml */
+	struct fobj	 root;
+	struct fint	 version;
+	struct {
+		struct fobj	hdr;
+		struct fstr	id, name, preset;
+	} fleet;
+	struct {
+		struct fobj	hdr;
+		struct fstr	tunnel_pool, tunnel_pool6;
+		struct flist	dns;
+		struct fint	mtu;
+	} network;
+	struct {
+		struct fobj	hdr;
+		struct fbool	amneziawg, xray;
+	} protocols;
+	struct awg	 awg;
+	struct xray	 xray;
+	struct {
+		struct fobj	hdr;
+		struct fstr	rotate;
+	} entry_pool;
+	struct flist	 access;		/* of struct rule */
+	struct {
+		struct fobj	hdr;
+		struct fstr	audit, metrics;
+	} retention;
+	struct {
+		struct fobj	hdr;
+		struct fstr	sweep;
+	} reconcile;
+	struct {
+		struct fobj	hdr;
+		struct fbool	required;
+	} review;
+	struct {
+		struct fobj	hdr;
+		struct fbool	embedded;
+	} relay;
+	struct fbool	 account_sync;
+
+	enum preset	 preset;
+	struct fleet_eff eff;
+	struct node	**nodes;
+	size_t		  nnodes;
+	struct relay	**relays;
+	size_t		  nrelays;
+	struct user	**users;
+	size_t		  nusers;
+	size_t		  ndevices;
+	size_t		  cap_nodes, cap_relays, cap_users;
+	struct arena	**arenas;		/* the loader threads' arenas */
+	size_t		  narenas, cap_arenas;
+};
+
+#define FLEET_DEFAULT_DECOY	"www.microsoft.com:443"
+#define FLEET_DEFAULT_POOL	"10.64.0.0/16"
+#define FLEET_CONTROL_PORT	8444
+
+/*
+ * Read every file of src into a fleet. Problems with the fleet's content go to d (the
+ * load still succeeds); a return <0 means the source itself could not be read (err_last()).
+ */
+int	 fleet_load(struct fleet **out, struct source *src, struct diag *d);
+void	 fleet_free(struct fleet *);
+/* Semantic rules (schema/validate.c); fills f->eff. */
+void	 fleet_validate(struct fleet *f, struct diag *d);
+/* Effective AWG parameters for node n (n may be NULL for the fleet's own). */
+void	 fleet_node_awg(const struct fleet *f, const struct node *n, struct awg_params *out);
+struct node *fleet_find_node(const struct fleet *, const char *name);
+struct user *fleet_find_user(const struct fleet *, const char *name);
+/* Parse "30s" / "10m" / "1h" / "30d" / "0" into seconds; <0 on bad syntax. */
+int	 fleet_parse_duration(const char *s, int64_t *out);
+
+#endif
