@@ -13,6 +13,7 @@
 
 .SUFFIXES:
 .DELETE_ON_ERROR:
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 BUILD	?= build

@@ -56,6 +56,10 @@ diag_add(struct diag *d, enum diag_sev sev, struct loc at, const char *fmt, ...)
 		d->nerr++;
 	else
 		d->nwarn++;
+	if (d->limit != 0 && d->n - d->limit_from >= d->limit) {
+		d->over++;
+		return;
+	}
 	if (d->n >= DIAG_MAX) {
 		d->dropped++;
 		return;
@@ -107,15 +111,40 @@ diag_merge(struct diag *dst, struct diag *src)
 
 static const struct diag *sort_ctx;
 
+void
+diag_limit(struct diag *d, size_t max)
+{
+	d->limit_from = d->n;
+	d->limit = max;
+	d->over = 0;
+}
+
+void
+diag_limit_end(struct diag *d, uint32_t file)
+{
+	size_t over = d->over;
+
+	d->limit = 0;
+	d->over = 0;
+	if (over == 0)
+		return;
+	/* The ones not kept were counted already: add the note without counting it. */
+	diag_add(d, DIAG_ERROR, loc_make(file, 0, 0), "%zu more problems in this file are not "
+	    "shown", over);
+	d->nerr--;
+}
+
 static int
 item_cmp(const void *a, const void *b)
 {
 	const struct diag_item *x = a, *y = b;
 	int c;
 
-	if (x->at.file != y->at.file &&
+	if (x->at.file != y->at.file && sort_ctx->files != NULL &&
 	    (c = strcmp(sort_ctx->files[x->at.file], sort_ctx->files[y->at.file])) != 0)
 		return c;
+	if (x->at.file != y->at.file)
+		return x->at.file < y->at.file ? -1 : 1;
 	if (x->at.line != y->at.line)
 		return x->at.line < y->at.line ? -1 : 1;
 	if (x->at.col != y->at.col)
@@ -128,6 +157,8 @@ item_cmp(const void *a, const void *b)
 void
 diag_sort(struct diag *d)
 {
+	if (d->n < 2)
+		return;
 	sort_ctx = d;
 	qsort(d->v, d->n, sizeof(*d->v), item_cmp);
 	sort_ctx = NULL;

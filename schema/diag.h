@@ -40,9 +40,11 @@ struct diag {
 	size_t		  n, cap;
 	size_t		  nerr, nwarn;
 	size_t		  dropped;	/* beyond DIAG_MAX, counted but not kept */
+	size_t		  limit_from, limit, over;	/* diag_limit() window */
 };
 
-#define DIAG_MAX	100000
+#define DIAG_MAX	1000000	/* a last resort; the loader caps each file first */
+#define DIAG_MAX_FILE	1000
 
 void	 diag_init(struct diag *);
 void	 diag_free(struct diag *);
@@ -52,6 +54,13 @@ void	 diag_add(struct diag *, enum diag_sev, struct loc, const char *fmt, ...)
 	    __attribute__((format(printf, 4, 5)));
 #define diag_err(d, at, ...)	diag_add((d), DIAG_ERROR, (at), __VA_ARGS__)
 #define diag_warn(d, at, ...)	diag_add((d), DIAG_WARNING, (at), __VA_ARGS__)
+/*
+ * A per-file budget: between diag_limit() and diag_limit_end() at most `max` diagnostics
+ * are kept (the first ones added); the rest are counted, and diag_limit_end() adds one
+ * line saying how many more there were. Counts stay complete, so the exit status is right.
+ */
+void	 diag_limit(struct diag *, size_t max);
+void	 diag_limit_end(struct diag *, uint32_t file);
 /* Move src's diagnostics (not its files) into dst; src is left empty. */
 int	 diag_merge(struct diag *dst, struct diag *src);
 void	 diag_sort(struct diag *);

@@ -592,6 +592,8 @@ dec_map(struct dec *dc, const struct kind *k, void *base, const struct ynode *m)
 		}
 		seen[fd - k->fields] = true;
 		dst = (char *)base + fd->off;
+		if (p->val->reported)
+			continue;
 		path_push(dc, &saved, NULL, fd->key, 0);
 		if (p->val->type == Y_NULL && fd->type != FT_OBJ) {
 			/* "key:" with nothing after it. */
@@ -782,8 +784,12 @@ worker_main(void *arg)
 	struct worker *w = arg;
 	size_t i, n = source_count(w->src);
 
-	while (w->rc == 0 && (i = atomic_fetch_add(w->next, 1)) < n)
+	while (w->rc == 0 && (i = atomic_fetch_add(w->next, 1)) < n) {
+		/* A hostile file cannot flood memory with diagnostics. */
+		diag_limit(&w->d, DIAG_MAX_FILE);
 		w->rc = load_one(w, i);
+		diag_limit_end(&w->d, w->files[i]);
+	}
 	return NULL;
 }
 

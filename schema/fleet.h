@@ -130,6 +130,7 @@ struct rule {
 
 /* Effective fleet-wide values after preset defaults (docs/DESIGN.md §2.7). */
 struct fleet_eff {
+	bool		known;		/* fleet.yaml and its preset were read */
 	bool		xray, amneziawg;
 	int		hops;
 	int64_t		rotate_s, audit_s, metrics_s, sweep_s;

@@ -73,7 +73,9 @@ sort_git_entries(struct source *s)
 	struct { struct source_entry e; git_oid oid; } *tmp;
 	size_t i;
 
-	if ((tmp = malloc(s->n * sizeof(*tmp) + 1)) == NULL)
+	if (s->n < 2)
+		return 0;
+	if ((tmp = malloc(s->n * sizeof(*tmp))) == NULL)
 		return ERR_NOMEM;
 	for (i = 0; i < s->n; i++) {
 		tmp[i].e = s->v[i];

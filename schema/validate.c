@@ -104,6 +104,8 @@ report_dups(struct ctx *c, struct keyref *v, size_t n, const char *what)
 {
 	size_t i, j, first = 0;
 
+	if (n < 2)
+		return;
 	/* Sorting 100,000 keys scattered over the arena is cache-miss bound: compare a
 	 * prefix kept in the array first, which orders exactly like strcmp. */
 	for (i = 0; i < n; i++) {
@@ -119,6 +121,12 @@ report_dups(struct ctx *c, struct keyref *v, size_t n, const char *what)
 		}
 		char owner[256];
 
+		if (v[first].owner == NULL) {
+			diag_err(c->d, v[i].at, "%s '%s' is already used at %s:%u:%u", what,
+			    v[i].key, c->d->files[v[first].at.file], v[first].at.line,
+			    v[first].at.col);
+			continue;
+		}
 		snprintf(owner, sizeof(owner), v[first].owner, v[first].a, v[first].b);
 		diag_err(c->d, v[i].at, "%s %s is also used by %s (%s:%u:%u)", what, v[i].key,
 		    owner, c->d->files[v[first].at.file], v[first].at.line, v[first].at.col);
@@ -168,6 +176,8 @@ check_fleet_yaml(struct ctx *c)
 			f->preset = PRESET_PERSONAL;
 		else if (strcmp(f->fleet.preset.v, "enterprise") == 0)
 			f->preset = PRESET_ENTERPRISE;
+		if (f->preset == PRESET_ENTERPRISE || strcmp(f->fleet.preset.v, "personal") == 0)
+			f->eff.known = true;
 		else
 			diag_err(c->d, f->fleet.preset.at, "fleet.preset: '%s' is not a preset "
 			    "(personal or enterprise)", f->fleet.preset.v);
@@ -547,9 +557,14 @@ check_nodes(struct ctx *c, struct keyref **pool_refs, size_t *npool)
 		}
 		if (n->roles.set && n->roles.n == 0)
 			diag_err(c->d, n->roles.at, "roles: must name entry, exit or both");
-		if ((n->roles_mask & ROLE_ENTRY) && n->entry_pool.n == 0)
-			diag_err(c->d, n->entry_pool.set ? n->entry_pool.at : n->hdr.at,
-			    "entry_pool: an entry node needs at least one public address");
+		/* entry_pool.at.line != 0: the key is there (a bad value was reported). */
+		if ((n->roles_mask & ROLE_ENTRY) && n->entry_pool.n == 0 && !n->entry_pool.set &&
+		    n->entry_pool.at.line == 0)
+			diag_err(c->d, n->hdr.at, "entry_pool: an entry node needs at least one "
+			    "public address");
+		else if ((n->roles_mask & ROLE_ENTRY) && n->entry_pool.set && n->entry_pool.n == 0)
+			diag_err(c->d, n->entry_pool.at, "entry_pool: an entry node needs at least one "
+			    "public address");
 		if (!(n->roles_mask & ROLE_ENTRY) && n->entry_pool.n > 0 && n->roles_mask)
 			diag_warn(c->d, n->entry_pool.at, "entry_pool: unused, the node has no entry "
 			    "role");
@@ -568,7 +583,7 @@ check_nodes(struct ctx *c, struct keyref **pool_refs, size_t *npool)
 		}
 		check_awg(c, n);
 		check_xray(c, &n->xray);
-		if (n->xray.hdr.set && !f->eff.xray)
+		if (n->xray.hdr.set && !f->eff.xray && f->eff.known)
 			diag_warn(c->d, n->xray.hdr.at, "xray: settings unused, protocols.xray is off");
 	}
 }
@@ -596,7 +611,7 @@ check_relays(struct ctx *c)
 		if (r->region.v != NULL && !node_name_ok(r->region.v))
 			diag_err(c->d, r->region.at, "region: '%s' must be " NODE_NAME_RULE,
 			    r->region.v);
-		if (f->preset == PRESET_PERSONAL)
+		if (f->preset == PRESET_PERSONAL && f->eff.known)
 			diag_warn(c->d, r->at, "remote relay in a personal fleet: the personal preset "
 			    "uses the embedded relay; this one is still deployed");
 	}
@@ -650,7 +665,7 @@ check_users(struct ctx *c, uint32_t pool_net, unsigned pool_prefix, bool pool_ok
 				diag_err(c->d, u->role.at, "role: '%s' is not a role (user or admin)",
 				    u->role.v);
 		}
-		if (u->admin && ++admins > 1 && f->preset == PRESET_PERSONAL)
+		if (u->admin && ++admins > 1 && f->preset == PRESET_PERSONAL && f->eff.known)
 			diag_warn(c->d, u->role.at, "role: a personal fleet has one admin (the "
 			    "operator); use the enterprise preset for more");
 		if (u->devices.n > 1 && (names = calloc(u->devices.n, sizeof(*names))) == NULL)
@@ -671,9 +686,7 @@ check_users(struct ctx *c, uint32_t pool_net, unsigned pool_prefix, bool pool_ok
 				if (names != NULL) {
 					names[nnames].key = d->name.v;
 					names[nnames].at = d->name.at;
-					names[nnames].owner = "device %s%s";
-					names[nnames].a = d->name.v;
-					names[nnames].b = "";
+					names[nnames].owner = NULL;
 					nnames++;
 				}
 			}
@@ -735,7 +748,7 @@ check_users(struct ctx *c, uint32_t pool_net, unsigned pool_prefix, bool pool_ok
 		diag_err(c->d, f->network.tunnel_pool.v ? f->network.tunnel_pool.at : f->at,
 		    "network.tunnel_pool: %s has room for %u devices but the fleet has %zu",
 		    f->eff.tunnel_pool, size > 2 ? size - 2 : 0, f->ndevices);
-	if (admins == 0 && f->have_fleet_yaml)
+	if (admins == 0 && f->have_fleet_yaml && f->root.set)
 		diag_warn(c->d, f->at, "no user has role admin: nobody can sign in to the admin UI");
 }
 
@@ -750,10 +763,12 @@ struct nodeset {
  * Resolve selectors ("*", "region:R", a node name) to the nodes that have `role`. Errors
  * name the selector; an empty result is an error at the list.
  */
-static void
+static size_t
 resolve_nodes(struct ctx *c, const struct flist *sel, unsigned role, const char *key,
     const char *rule, struct nodeset *out)
 {
+	size_t nerr = c->d->nerr;
+
 	struct fleet *f = c->f;
 	const char *rname = role == ROLE_ENTRY ? "entry" : "exit";
 	bool *in;
@@ -764,7 +779,7 @@ resolve_nodes(struct ctx *c, const struct flist *sel, unsigned role, const char 
 	    (in = calloc(f->nnodes + 1, sizeof(*in))) == NULL) {
 		free(out->v);
 		out->v = NULL;
-		return;
+		return 0;
 	}
 	for (i = 0; sel != NULL && i < sel->n; i++) {
 		const struct fstr *s = &FLIST_STR(*sel, i);
@@ -809,6 +824,7 @@ resolve_nodes(struct ctx *c, const struct flist *sel, unsigned role, const char 
 		}
 	}
 	free(in);
+	return c->d->nerr - nerr;
 }
 
 static int
@@ -930,7 +946,7 @@ check_rule(struct ctx *c, struct rule *r, size_t idx, bool dflt)
 	struct nodeset en = { 0 }, vi = { 0 }, ex = { 0 };
 	char rname[96];
 	int hops = r->hops.set ? (int)r->hops.v : f->eff.hops;
-	size_t i;
+	size_t i, eerr, xerr = 0;
 
 	if (r->name.v != NULL)
 		snprintf(rname, sizeof(rname), "'%s'", r->name.v);
@@ -953,7 +969,7 @@ check_rule(struct ctx *c, struct rule *r, size_t idx, bool dflt)
 	}
 	if (!dflt && r->hdr.set && r->users.set && r->users.n == 0)
 		diag_err(c->d, r->users.at, "access %s: users: must not be empty", rname);
-	resolve_nodes(c, &r->entry, ROLE_ENTRY, "entry", rname, &en);
+	eerr = resolve_nodes(c, &r->entry, ROLE_ENTRY, "entry", rname, &en);
 	if (hops == 1) {
 		if (r->exit.set)
 			diag_err(c->d, r->exit.at, "access %s: exit: a 1-hop path leaves from its "
@@ -970,7 +986,7 @@ check_rule(struct ctx *c, struct rule *r, size_t idx, bool dflt)
 		if (!r->exit.set && !dflt)
 			diag_err(c->d, r->hdr.at, "access %s: missing exit: a %d-hop path needs exit "
 			    "nodes", rname, hops);
-		resolve_nodes(c, &r->exit, ROLE_EXIT, "exit", rname, &ex);
+		xerr = resolve_nodes(c, &r->exit, ROLE_EXIT, "exit", rname, &ex);
 		if (hops == 3) {
 			if (!r->via.set && !dflt)
 				diag_err(c->d, r->hdr.at, "access %s: missing via: a 3-hop path needs "
@@ -983,11 +999,10 @@ check_rule(struct ctx *c, struct rule *r, size_t idx, bool dflt)
 		if (en.n > 0 && ex.n > 0 && (hops != 3 || vi.n > 0))
 			check_cascade(c, rname, hops, r->hdr.at, &en, &vi, &ex);
 	}
-	if ((r->entry.n > 0 || dflt) && en.n == 0 && hops != 1)
+	/* An empty result is worth its own error only when no selector was wrong. */
+	if ((r->entry.n > 0 || dflt) && eerr == 0 && (hops == 1 ? ex.n : en.n) == 0)
 		diag_err(c->d, dflt ? f->at : r->entry.at, "access %s: no entry node", rname);
-	if (hops == 1 && ex.n == 0 && (r->entry.n > 0 || dflt))
-		diag_err(c->d, dflt ? f->at : r->entry.at, "access %s: no entry node", rname);
-	if (hops >= 2 && ex.n == 0 && (r->exit.n > 0 || dflt))
+	if (hops >= 2 && ex.n == 0 && (r->exit.n > 0 || dflt) && xerr == 0)
 		diag_err(c->d, dflt ? f->at : r->exit.at, "access %s: no exit node", rname);
 	free(en.v);
 	free(vi.v);
@@ -1027,9 +1042,7 @@ check_access(struct ctx *c)
 				continue;
 			names[nn].key = rules[i].name.v;
 			names[nn].at = rules[i].name.at;
-			names[nn].owner = "rule %s%s";
-			names[nn].a = rules[i].name.v;
-			names[nn].b = "";
+			names[nn].owner = NULL;
 			nn++;
 		}
 		report_dups(c, names, nn, "access rule name");
@@ -1075,8 +1088,7 @@ fleet_validate(struct fleet *f, struct diag *d)
 		for (i = 0; i < f->nnodes; i++) {
 			nodenames[i].key = f->nodes[i]->name;
 			nodenames[i].at = f->nodes[i]->at;
-			nodenames[i].owner = "another file%s%s";
-			nodenames[i].a = nodenames[i].b = "";
+			nodenames[i].owner = NULL;
 		}
 		report_dups(&c, nodenames, f->nnodes, "node name");
 		free(nodenames);

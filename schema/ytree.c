@@ -22,6 +22,7 @@ struct builder {
 	struct frame	*stack;
 	size_t		 depth;
 	struct ynode	*root;
+	size_t		 nodes;
 	bool		 failed;	/* stop: nothing more can be read from this document */
 };
 
@@ -104,15 +105,14 @@ check_duplicates(struct builder *b, struct ypair *v, size_t *n)
 	for (i = 0; i < *n; i++)
 		idx[i] = &v[i];
 	qsort(idx, *n, sizeof(*idx), key_cmp);
-	for (i = 1; i < *n; i++) {
-		struct ypair *first = idx[i - 1], *dup = idx[i];
+	for (i = 1, j = 0; i < *n; i++) {
+		struct ypair *first = idx[j], *dup = idx[i];
+		/* Equal keys sort together in document order; idx[j] starts the run. */
 		if (dup->key->u.str.len != first->key->u.str.len ||
-		    memcmp(dup->key->u.str.s, first->key->u.str.s, dup->key->u.str.len) != 0)
+		    memcmp(dup->key->u.str.s, first->key->u.str.s, dup->key->u.str.len) != 0) {
+			j = i;
 			continue;
-		/* idx[i-1] may itself be a dropped duplicate; name the first occurrence. */
-		for (j = i - 1; j > 0 && drop[idx[j] - v]; j--)
-			;
-		first = idx[j];
+		}
 		diag_err(b->d, dup->key->at, "duplicate key '%s' (first defined at line %u)",
 		    dup->key->u.str.s, first->key->at.line);
 		drop[dup - v] = true;
@@ -163,7 +163,16 @@ attach(struct builder *b, struct ynode *node)
 static struct ynode *
 new_node(struct builder *b, enum ytype t, yaml_mark_t m)
 {
-	struct ynode *n = arena_alloc(b->a, sizeof(*n));
+	struct ynode *n;
+
+	if (++b->nodes > YTREE_MAX_NODES) {
+		if (!b->failed)
+			diag_err(b->d, mark_loc(b, m), "more than %d keys and values in one file",
+			    YTREE_MAX_NODES);
+		b->failed = true;
+		return NULL;
+	}
+	n = arena_alloc(b->a, sizeof(*n));
 
 	if (n != NULL) {
 		n->type = t;
@@ -184,7 +193,7 @@ open_collection(struct builder *b, enum ytype t, yaml_mark_t m)
 		return ERR_TOOBIG;
 	}
 	if ((n = new_node(b, t, m)) == NULL)
-		return ERR_NOMEM;
+		return b->failed ? ERR_TOOBIG : ERR_NOMEM;
 	f = &b->stack[b->depth++];
 	memset(f, 0, sizeof(*f));
 	f->node = n;
@@ -250,7 +259,7 @@ on_scalar(struct builder *b, const yaml_event_t *ev)
 		len = 0;
 	}
 	if ((n = new_node(b, Y_SCALAR, ev->start_mark)) == NULL)
-		return ERR_NOMEM;
+		return b->failed ? ERR_TOOBIG : ERR_NOMEM;
 	n->quoted = str_tag || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
 	if ((n->u.str.s = arena_strndup(b->a, (const char *)ev->data.scalar.value, len)) == NULL)
 		return ERR_NOMEM;
@@ -273,12 +282,19 @@ report_parser_error(struct builder *b, const yaml_parser_t *p, const char *buf, 
 	const char *hint = "";
 
 	if (p->error == YAML_READER_ERROR) {
-		at = offset_loc(b, buf, len, p->problem_offset);
-		if (p->problem_value != -1)
-			diag_err(b->d, at, "%s (byte 0x%02x)", parser_problem(p),
-			    (unsigned)p->problem_value & 0xff);
+		size_t off = p->problem_offset;
+		/* libyaml points at the byte that broke a sequence; show where it starts. */
+		while (off > 0 && off < len && ((unsigned char)buf[off] & 0xc0) == 0x80)
+			off--;
+		if (off > 0 && off < len && strstr(parser_problem(p), "trailing") != NULL &&
+		    (unsigned char)buf[off - 1] >= 0xc0)
+			off--;
+		at = offset_loc(b, buf, len, off);
+		if (off < len && ((unsigned char)buf[off] >= 0x80 || buf[off] == 0))
+			diag_err(b->d, at, "not valid UTF-8 at byte 0x%02x (%s)",
+			    (unsigned char)buf[off], parser_problem(p));
 		else
-			diag_err(b->d, at, "%s", parser_problem(p));
+			diag_err(b->d, at, "not valid UTF-8 (%s)", parser_problem(p));
 		return;
 	}
 	if (p->error == YAML_MEMORY_ERROR) {
@@ -288,10 +304,18 @@ report_parser_error(struct builder *b, const yaml_parser_t *p, const char *buf, 
 	at = mark_loc(b, p->problem_mark);
 	if (p->problem_mark.index < len && buf[p->problem_mark.index] == '\t')
 		hint = " (a tab: YAML indentation must use spaces)";
-	if (p->context != NULL)
-		diag_err(b->d, at, "%s %s%s", p->context, parser_problem(p), hint);
-	else
+	if (p->context == NULL || p->context_mark.index == p->problem_mark.index) {
 		diag_err(b->d, at, "%s%s", parser_problem(p), hint);
+	} else if (p->problem_mark.index >= len) {
+		/* Ran off the end: the construct left open is what to fix. */
+		diag_err(b->d, mark_loc(b, p->context_mark), "%s: %s before the end of the file",
+		    p->context + (strncmp(p->context, "while ", 6) == 0 ? 6 : 0),
+		    parser_problem(p));
+	} else {
+		diag_err(b->d, at, "%s%s (%s started at line %zu, column %zu)", parser_problem(p),
+		    hint, p->context + (strncmp(p->context, "while ", 6) == 0 ? 6 : 0),
+		    p->context_mark.line + 1, p->context_mark.column + 1);
+	}
 }
 
 int
@@ -344,7 +368,9 @@ ytree_parse(struct ynode **out, struct arena *a, struct diag *d, uint32_t file,
 			    (const char *)ev.data.alias.anchor);
 			{
 				struct ynode *n = new_node(&b, Y_NULL, ev.start_mark);
-				rc = n != NULL ? attach(&b, n) : ERR_NOMEM;
+				if (n != NULL)
+					n->reported = true;
+				rc = n != NULL ? attach(&b, n) : b.failed ? ERR_TOOBIG : ERR_NOMEM;
 			}
 			break;
 		case YAML_SCALAR_EVENT:
@@ -543,7 +569,7 @@ ytree_type_name(const struct ynode *n)
 	switch (ytree_implicit(n)) {
 	case YI_BOOL: return "boolean";
 	case YI_INT: return "number";
-	case YI_FLOAT: return "number";
+	case YI_FLOAT: return "fractional number";
 	case YI_TIMESTAMP: return "date";
 	case YI_NULL: return "null";
 	case YI_STR: break;

@@ -31,6 +31,7 @@ struct ypair {
 struct ynode {
 	enum ytype	 type;
 	bool		 quoted;	/* scalar written in quotes or as a block: always a string */
+	bool		 reported;	/* a problem with this value was reported already */
 	struct loc	 at;
 	union {
 		struct {
@@ -51,6 +52,7 @@ struct ynode {
 #define YTREE_MAX_DEPTH		64
 #define YTREE_MAX_SCALAR	(64 * 1024)
 #define YTREE_MAX_FILE		(16 * 1024 * 1024)
+#define YTREE_MAX_NODES		500000	/* keys and values in one file: ~40 MB of tree */
 
 /*
  * Parse buf[0..len) of file `file` (a diag file index). Returns 0 and the root in *out
