@@ -40,7 +40,8 @@ endif
 endif
 endif
 
-PKGS	:= yaml-0.1 libgit2 jansson libsodium
+PKGS	:= yaml-0.1 libgit2 jansson libsodium openssl libevent libevent_openssl libnghttp2 \
+	   libprotobuf-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -64,7 +65,7 @@ ifneq ($(FUZZ),)
 OPT	+= -fsanitize=fuzzer-no-link
 endif
 
-CPPFLAGS += -Ilib -Ischema -Ireconciler -DPHAROS_VERSION='"$(VERSION)"'
+CPPFLAGS += -Ilib -Ischema -Ireconciler -I$(BUILD)/gen -DPHAROS_VERSION='"$(VERSION)"'
 CFLAGS	?=
 ALL_CFLAGS := $(CSTD) $(OPT) $(WARN) -fstack-protector-strong -MMD -MP $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS	?=
@@ -73,13 +74,16 @@ LDLIBS	:= $(PKG_LIBS) -lpthread
 
 # ---- sources ----
 
-LIB_SRCS	:= lib/err.c lib/arena.c lib/addr.c
+LIB_SRCS	:= $(filter-out %_test.c,$(wildcard lib/*.c))
+PROTOS		:= $(wildcard proto/pharos/v1/*.proto)
+PROTO_SRCS	:= $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 FLEET_SRCS	:= schema/ytree.c schema/diag.c schema/fleet.c schema/validate.c schema/source.c
 COX_SRCS	:= reconciler/cox.c reconciler/cmd_validate.c
 BUOY_SRCS	:= agent/buoy.c
 BEACON_SRCS	:= relay/beacon.c
 UNIT_SRCS	:= $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS	:= $(wildcard tests/fuzz/fuzz_*.c)
+TOOL_SRCS	:= $(wildcard tests/tools/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -87,21 +91,33 @@ LIBPHAROS	:= $(BUILD)/libpharos.a
 LIBFLEET	:= $(BUILD)/libfleet.a
 BINS		:= $(BUILD)/cox $(BUILD)/buoy $(BUILD)/beacon
 UNIT_BINS	:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+TOOL_BINS	:= $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 FUZZ_BINS	:= $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRCS))
 
 ALL_OBJS := $(call obj,$(LIB_SRCS) $(FLEET_SRCS) $(COX_SRCS) $(BUOY_SRCS) $(BEACON_SRCS) \
-	    $(UNIT_SRCS) $(FUZZ_SRCS))
+	    $(UNIT_SRCS) $(FUZZ_SRCS) $(TOOL_SRCS)) $(PROTO_SRCS:.c=.o)
 
 .PHONY: all unit check fuzz fuzz-targets bench demo install clean deps help
 
 all: $(BINS)
 
-$(BUILD)/obj/%.o: %.c
+# Generated C (protoc-c) lives under $(BUILD)/gen and is never committed. Every object
+# waits for it, since any file may include a generated header.
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(@D)
+	$(call msg,PROTOC,$<)
+	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS) $(filter-out -Wmissing-prototypes -Wcast-qual,$(ALL_CFLAGS)) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c | $(PROTO_SRCS)
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-$(LIBPHAROS): $(call obj,$(LIB_SRCS))
+$(LIBPHAROS): $(call obj,$(LIB_SRCS)) $(PROTO_SRCS:.c=.o)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -126,7 +142,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBFLEET) $(LIBPHAROS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-unit: $(UNIT_BINS)
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBFLEET) $(LIBPHAROS)
+	@mkdir -p $(@D)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: $(UNIT_BINS) $(TOOL_BINS)
 
 # ---- fuzzing (clang + libFuzzer), in its own BUILD folder ----
 
