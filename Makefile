@@ -65,7 +65,7 @@ ifneq ($(FUZZ),)
 OPT	+= -fsanitize=fuzzer-no-link
 endif
 
-CPPFLAGS += -Ilib -Ischema -Ireconciler -I$(BUILD)/gen -DPHAROS_VERSION='"$(VERSION)"'
+CPPFLAGS += -Ilib -Ischema -Ireconciler -isystem $(BUILD)/gen -DPHAROS_VERSION='"$(VERSION)"'
 CFLAGS	?=
 ALL_CFLAGS := $(CSTD) $(OPT) $(WARN) -fstack-protector-strong -MMD -MP $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS	?=

@@ -22,6 +22,8 @@
 #define PKI_ROOT_DAYS	3650
 #define PKI_CA_DAYS	1825
 #define PKI_LEAF_DAYS	365
+/* Longest SPIFFE id of the four shapes below, with its NUL: a buffer this size fits any. */
+#define PKI_SPIFFE_MAX	256
 
 enum pki_role {
 	PKI_ROLE_NONE = 0,
@@ -66,9 +68,10 @@ int	 pki_csr_new(X509_REQ **out, EVP_PKEY *key, const struct spiffe *id);
 int	 pki_issue(X509 **out, X509 *ca, EVP_PKEY *ca_key, X509_REQ *csr,
 	    const struct spiffe *want, time_t not_before, time_t not_after);
 /*
- * A CRL from ca listing the given serials (decimal or hex strings as printed by
- * pki_serial_hex), valid for `days`. An empty list is a valid CRL: a verifier with
- * CRL checking on needs one per CA.
+ * A CRL from ca listing the given serials, valid for `days`. Serials are hex strings as
+ * printed by pki_serial_hex ("0x" prefix accepted). An all-digit string is read as hex
+ * too, never as decimal: the two cannot be told apart. An empty list is a valid CRL: a
+ * verifier with CRL checking on needs one per CA.
  */
 int	 pki_crl_new(X509_CRL **out, X509 *ca, EVP_PKEY *ca_key, const char *const *serials,
 	    size_t n, int days);
@@ -85,5 +88,12 @@ int	 pki_key_from_pem(EVP_PKEY **out, const char *pem, size_t len);
 int	 pki_csr_from_pem(X509_REQ **out, const char *pem, size_t len);
 /* Write PEM atomically (temp file, fsync, rename, fsync dir); keys get mode 0600. */
 int	 pki_write_file(const char *path, const char *pem, int mode);
+
+/*
+ * err_set("<what>: <OpenSSL's error queue>"), draining the queue; returns ERR_LIB. For
+ * other wrappers of OpenSSL (tls.c, the gRPC transport), so the queue is translated
+ * the same way everywhere.
+ */
+int	 pki_err_openssl(const char *what);
 
 #endif

@@ -36,6 +36,25 @@ SSL_CTX	*tls_ctx_new(enum tls_side, const struct tls_config *);
 int	 tls_ctx_spiffe(struct spiffe *out, SSL_CTX *);
 
 /*
+ * The peer's address ("ip:port") for this connection's log lines, kept in the SSL's
+ * ex_data; call it after SSL_new(), before the handshake. Without it the callbacks use
+ * getpeername() on the SSL's fd, or "unknown".
+ */
+void	 tls_set_peer_addr(SSL *, const char *peer_addr);
+/*
+ * For a handshake that failed (SSL_ERROR_SSL, or the connection closed mid-handshake):
+ * log one "tls: refused peer=ADDR reason=\"...\"" line from the verify result and
+ * OpenSSL's error queue, unless this connection's failure was logged already (the
+ * verify, ALPN and alert callbacks log what they see). Drains the error queue.
+ * peer_addr may be NULL (then as for tls_set_peer_addr).
+ *
+ * Note for TLS 1.3: the server verifies the client's certificate after the client has
+ * finished its side of the handshake, so a refused client learns it from an alert on
+ * its first read, not from SSL_connect().
+ */
+void	 tls_log_handshake_failure(SSL *, const char *peer_addr);
+
+/*
  * After a completed handshake: the peer's verified SPIFFE id. ERR_INVAL if the peer
  * presented no certificate, verification failed, or ALPN did not select h2.
  */

@@ -32,11 +32,22 @@ for fx in tests/schema/good/*.yaml tests/schema/bad/*.yaml; do
 	for f in "$d"/users/*; do [ -f "$f" ] && seed 3 "$f"; done
 done
 
+# Seeds for fuzz_grpc_wire: framed messages (first byte: the DATA-frame split size).
+mkdir -p "$tmp/corpus-wire"
+printf '\x03\x00\x00\x00\x00\x05hello\x00\x00\x00\x00\x00' >"$tmp/corpus-wire/two"
+printf '\x01\x00\x00\x00\x04\x01' >"$tmp/corpus-wire/toobig"
+printf '\x00%%C3%%9Cber%%20%%zz 1S' >"$tmp/corpus-wire/pct"
+
 for t in build/fuzz/fuzz_*; do
 	[ -x "$t" ] || continue
 	name=$(basename "$t")
+	case $name in
+	fuzz_fleet_load) corpus=$tmp/corpus ;;
+	fuzz_grpc_wire) corpus=$tmp/corpus-wire ;;
+	*) corpus=$tmp/corpus-$name; mkdir -p "$corpus" ;;
+	esac
 	if "$t" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
-	    -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ "$tmp/corpus" \
+	    -print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/ "$corpus" \
 	    >"$tmp/$name.log" 2>&1; then
 		runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$tmp/$name.log" |
 		    grep -o '[0-9]*$')
