@@ -65,7 +65,7 @@ ifneq ($(FUZZ),)
 OPT	+= -fsanitize=fuzzer-no-link
 endif
 
-CPPFLAGS += -Ilib -Ischema -Ireconciler -isystem $(BUILD)/gen -DPHAROS_VERSION='"$(VERSION)"'
+CPPFLAGS += -Ilib -Ischema -Ireconciler -Iagent -isystem $(BUILD)/gen -DPHAROS_VERSION='"$(VERSION)"'
 CFLAGS	?=
 ALL_CFLAGS := $(CSTD) $(OPT) $(WARN) -fstack-protector-strong -MMD -MP $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS	?=
@@ -79,7 +79,7 @@ PROTOS		:= $(wildcard proto/pharos/v1/*.proto)
 PROTO_SRCS	:= $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 FLEET_SRCS	:= schema/ytree.c schema/diag.c schema/fleet.c schema/validate.c schema/source.c
 COX_SRCS	:= reconciler/cox.c reconciler/cmd_validate.c
-BUOY_SRCS	:= agent/buoy.c
+BUOY_SRCS	:= $(wildcard agent/*.c)
 BEACON_SRCS	:= relay/beacon.c
 UNIT_SRCS	:= $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS	:= $(wildcard tests/fuzz/fuzz_*.c)

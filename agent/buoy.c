@@ -1,32 +1,188 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * buoy: the PharosVPN node agent: applies signed config to the data plane.
- * Only --help and --version exist so far; the daemon arrives with its issue.
+ * buoy: the PharosVPN node agent. It serves NodeControl over mutual TLS to exactly one
+ * client identity, its own fleet's controller (spiffe://<fleet>/controller, the fleet
+ * taken from the node's own certificate), and applies only validated instructions.
  */
-#include <stdio.h>
-#include <string.h>
+#include <sys/stat.h>
 
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "control.h"
+#include "err.h"
+#include "grpc.h"
+#include "log.h"
+#include "tls.h"
 #include "version.h"
+
+#define BUOY_PORT	"8444"
 
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: buoy [--help | --version]\n\n"
-	    "buoy is the PharosVPN node agent: applies signed config to the data plane.\n"
-	    "Its commands arrive in a later release.\n");
+	fprintf(f,
+	    "usage: buoy run --state-dir DIR [--listen HOST:PORT] [--verbose]\n"
+	    "       buoy --help | --version\n\n"
+	    "buoy is the PharosVPN node agent: it serves the NodeControl gRPC service over\n"
+	    "mutual TLS 1.3 to its own fleet's controller only, and applies signed config to\n"
+	    "the data plane.\n\n"
+	    "  --state-dir DIR    holds ca.pem (root + Fleet CA), node.pem (this node's chain),\n"
+	    "                     node.key (0600) and, if present, crl.pem\n"
+	    "  --listen HOST:PORT where to serve (default 0.0.0.0:" BUOY_PORT "; port 0 picks one)\n"
+	    "  --verbose          debug logging\n");
+}
+
+static struct grpc_server *server;
+static struct tls_policy policy;
+
+static int
+authorize(SSL *ssl, const struct spiffe *peer, const char *addr, void *arg)
+{
+	char why[256];
+
+	(void)peer;
+	(void)arg;
+	return tls_authorize(ssl, &policy, addr, why, sizeof(why));
+}
+
+static void
+stopped(void *arg)
+{
+	event_base_loopexit(arg, NULL);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	log_info("buoy: signal %d: shutting down (running calls finish)", (int)sig);
+	grpc_server_shutdown(server, stopped, arg);
+}
+
+static int
+cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = NULL, *listen = "0.0.0.0:" BUOY_PORT, *colon;
+	char ca[4096], cert[4096], key[4096], crl[4096], host[256];
+	struct tls_config tc;
+	struct control ctl;
+	struct grpc_server_opts so;
+	const struct grpc_method *methods;
+	struct event_base *base;
+	struct event *sigterm, *sigint;
+	struct stat st;
+	SSL_CTX *ctx;
+	size_t nmethods;
+	int ch, bound = 0;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': dir = optarg; break;
+		case 'l': listen = optarg; break;
+		case 'v': log_set_level(LOG_DEBUG); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (dir == NULL || optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((colon = strrchr(listen, ':')) == NULL || (size_t)(colon - listen) >= sizeof(host)) {
+		fprintf(stderr, "buoy: --listen wants HOST:PORT\n");
+		return 2;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(cert, sizeof(cert), "%s/node.pem", dir);
+	snprintf(key, sizeof(key), "%s/node.key", dir);
+	snprintf(crl, sizeof(crl), "%s/crl.pem", dir);
+	if (stat(key, &st) == 0 && (st.st_mode & 077) != 0)
+		log_warnx("buoy: %s is readable by others (mode %03o); it should be 0600", key,
+		    (unsigned)(st.st_mode & 0777));
+	if (tls_config_load(&tc, ca, cert, key, stat(crl, &st) == 0 ? crl : NULL) != 0 ||
+	    (ctx = tls_ctx_new(TLS_SERVER, &tc)) == NULL) {
+		log_warnx("buoy: cannot load the node's identity from %s: %s", dir, err_last());
+		return 1;
+	}
+	memset(&policy, 0, sizeof(policy));
+	if (tls_ctx_spiffe(&policy.self, ctx) != 0 || policy.self.role != PKI_ROLE_NODE) {
+		log_warnx("buoy: %s is not a node certificate (%s)", cert, err_last());
+		return 1;
+	}
+	policy.kind = TLS_ALLOW_CONTROLLER;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.self = policy.self;
+	ctl.started = (uint64_t)time(NULL);
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ctl.started = (uint64_t)ts.tv_sec;
+	}
+	ctl.next_seq = 1;
+	if ((base = event_base_new()) == NULL)
+		fatalx("buoy: event_base_new failed");
+	ctl.base = base;
+	methods = control_methods(&ctl, &nmethods);
+	memset(&so, 0, sizeof(so));
+	so.ssl = ctx;
+	so.authorize = authorize;
+	server = grpc_server_new(base, &so, methods, nmethods);
+	if (server == NULL || grpc_server_listen(server, host, colon + 1, &bound) != 0) {
+		log_warnx("buoy: cannot listen on %s: %s", listen, err_last());
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+	sigint = evsignal_new(base, SIGINT, on_signal, base);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	log_info("buoy: serving NodeControl node=spiffe://%s/node/%s listen=%s:%d version=%s",
+	    ctl.self.trust_domain, ctl.self.name, host, bound, PHAROS_VERSION);
+	event_base_dispatch(base);
+	grpc_server_free(server);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(base);
+	SSL_CTX_free(ctx);
+	tls_config_free(&tc);
+	log_info("buoy: stopped");
+	return 0;
 }
 
 int
 main(int argc, char **argv)
 {
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+	log_init("buoy", LOG_INFO);
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0)) {
 		usage(stdout);
 		return 0;
 	}
-	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("buoy %s\n", PHAROS_VERSION);
 		return 0;
 	}
+	if (argc >= 2 && strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
 	usage(stderr);
 	return 2;
 }

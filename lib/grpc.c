@@ -1323,6 +1323,10 @@ conn_free(struct conn *c)
 		event_free(c->reaper);
 	if (c->h2 != NULL)
 		nghttp2_session_del(c->h2);
+	/* Say goodbye (close_notify) so the peer sees a clean close, not a truncation. */
+	if (c->ready && c->ssl != NULL && !(SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN))
+		SSL_shutdown(c->ssl);
+	ERR_clear_error();
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);	/* frees the SSL and closes the socket */
 	free(c);

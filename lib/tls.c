@@ -46,6 +46,7 @@ struct tls_conn {
 	int	logged;		/* this connection's refusal is in the log already */
 	int	alert_sent;	/* last fatal alert description, or -1 */
 	int	alert_recv;
+	int	established;	/* the handshake completed (OpenSSL forgets after an error) */
 	char	peer[96];	/* "" until tls_set_peer_addr() */
 };
 
@@ -292,7 +293,7 @@ msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, 
 		if (c != NULL)
 			c->alert_sent = p[1];
 		/* after the handshake, errors are the transport's to report */
-		if (!SSL_is_init_finished(ssl))
+		if (c != NULL ? !c->established : !SSL_is_init_finished(ssl))
 			refuse(ssl, NULL, alert_reason(why, sizeof(why), p[1]), NULL);
 		return;
 	}
@@ -304,6 +305,17 @@ msg_cb(int write_p, int version, int content_type, const void *buf, size_t len, 
 	}
 	log_warnx("tls: alert from peer peer=%s alert=\"%s\"",
 	    peer_of(ssl, NULL, peer, sizeof(peer)), SSL_alert_desc_string_long(p[1]));
+}
+
+/* Remember that the handshake completed: later errors are not refusals. */
+static void
+info_cb(const SSL *ssl, int where, int ret)
+{
+	struct tls_conn *c;
+
+	(void)ret;
+	if ((where & SSL_CB_HANDSHAKE_DONE) && (c = conn_get((SSL *)(uintptr_t)ssl)) != NULL)
+		c->established = 1;
 }
 
 /*
@@ -406,7 +418,7 @@ tls_log_handshake_failure(SSL *ssl, const char *peer_addr)
 		}
 	} else if (e != 0 && ERR_reason_error_string(e) != NULL) {
 		reason = ERR_reason_error_string(e);
-	} else if (ssl != NULL && !SSL_is_init_finished(ssl)) {
+	} else if (ssl != NULL && (c != NULL ? !c->established : !SSL_is_init_finished(ssl))) {
 		reason = "connection closed during the handshake";
 	}
 	refuse(ssl, peer_addr, reason, peer_cert);
@@ -674,6 +686,7 @@ tls_ctx_new(enum tls_side side, const struct tls_config *cfg)
 		goto out;
 
 	SSL_CTX_set_msg_callback(ctx, msg_cb);
+	SSL_CTX_set_info_callback(ctx, info_cb);
 	if (side == TLS_SERVER) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
 		    verify_cb);

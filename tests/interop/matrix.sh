@@ -4,17 +4,20 @@
 # The certificate matrix: a node-role server (grpc_peer serve --allow controller, the
 # policy buoy uses) must admit its own fleet's controller and refuse everything else,
 # each refusal with one clear "tls: refused" log line naming the reason.
-#   tests/interop/matrix.sh [BUILD]
+#   tests/interop/matrix.sh [BUILD] [peer|buoy]
+# With "buoy" the server is the real node agent (buoy run --state-dir) and the calls
+# are NodeControl/GetStatus; with "peer" (default) it is tests/tools/grpc_peer.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 build=$(realpath "${1:-build}")
-TAG=$(basename "$build")
+mode=${2:-peer}
+TAG=$(basename "$build")${2:+-$2}
 . tests/lib/tap.sh
 tmp=$(mktemp -d)
 srv_pid=
 cleanup() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
-	rm -rf "$tmp"
+	[ -n "${KEEP:-}" ] && cp "$tmp/server.log" "$tmp/client.log" /tmp/; rm -rf "$tmp"
 }
 trap cleanup EXIT
 peer=$build/tools/grpc_peer
@@ -25,14 +28,32 @@ fi
 p=$tmp/pki
 
 # Our server: node-a's certificate, admitting only spiffe://alpha/controller.
+method=/pharos.test.Echo/Echo
+data=hello
+if [ "$mode" = buoy ]; then
+	method=/pharos.v1.NodeControl/GetStatus
+	data=
+	mkdir -p "$tmp/state"
+	cp "$p/ca.pem" "$tmp/state/ca.pem"
+	cp "$p/crl.pem" "$tmp/state/crl.pem"
+	cp "$p/node-a.pem" "$tmp/state/node.pem"
+	install -m 0600 "$p/node-a.key" "$tmp/state/node.key"
+fi
 start_server() { # EXTRA ARGS...
-	: >"$tmp/server.log"
-	"$peer" serve --listen 127.0.0.1:0 --ca "$p/ca.pem" --cert "$p/node-a.pem" \
-	    --key "$p/node-a.key" --crl "$p/crl.pem" --allow controller "$@" \
-	    >"$tmp/server.out" 2>"$tmp/server.log" &
+	touch "$tmp/server.log"
+	: >"$tmp/server.out"
+	if [ "$mode" = buoy ]; then
+		"$build/buoy" run --state-dir "$tmp/state" --listen 127.0.0.1:0 \
+		    >"$tmp/server.out" 2>>"$tmp/server.log" &
+	else
+		"$peer" serve --listen 127.0.0.1:0 --ca "$p/ca.pem" --cert "$p/node-a.pem" \
+		    --key "$p/node-a.key" --crl "$p/crl.pem" --allow controller "$@" \
+		    >"$tmp/server.out" 2>>"$tmp/server.log" &
+	fi
 	srv_pid=$!
 	for _ in $(seq 1 100); do
 		port=$(awk '/^listening/ {print $2}' "$tmp/server.out")
+		[ -z "$port" ] && port=$(grep -o 'listen=127.0.0.1:[0-9]*' "$tmp/server.log" | tail -1 | cut -d: -f2)
 		[ -n "$port" ] && return 0
 		sleep 0.05
 	done
@@ -45,13 +66,13 @@ start_server
 # call NAME CERT: a client presenting NAME.pem/NAME.key; prints its status line.
 call() {
 	timeout 20 "$peer" call --target "127.0.0.1:$port" --ca "${3:-$p/ca.pem}" \
-	    --cert "$p/$1.pem" --key "$p/$1.key" --method /pharos.test.Echo/Echo \
-	    --data hello --timeout 5 2>"$tmp/client.log" | grep '^status' | head -1
+	    --cert "$p/$1.pem" --key "$p/$1.key" --method "$method" \
+	    --data "$data" --timeout 5 2>"$tmp/client.log" | grep '^status' | head -1
 }
 # refused NAME WHAT REGEX [CA]: the call fails and the server logs WHY.
 refused() {
 	local name=$1 what=$2 re=$3 st n
-	n=$(grep -c 'tls: refused' "$tmp/server.log")
+	n=$(wc -l <"$tmp/server.log")
 	st=$(call "$name" x "${4:-}")
 	sleep 0.2
 	if [[ $st == "status 0 "* ]]; then
@@ -85,7 +106,7 @@ sclient() { # NAME ARGS...
 raw_refused() { # NAME WHAT REGEX ARGS...
 	local name=$1 what=$2 re=$3 n
 	shift 3
-	n=$(grep -c 'tls: refused' "$tmp/server.log")
+	n=$(wc -l <"$tmp/server.log")
 	sclient "$name" "$@"
 	if tail -n +"$((n + 1))" "$tmp/server.log" | grep 'tls: refused' | grep -qE "$re"; then
 		ok "$what refused: $(tail -n +"$((n + 1))" "$tmp/server.log" | grep -m1 'tls: refused' | sed 's/.*tls: refused/tls: refused/')"
@@ -105,8 +126,8 @@ raw_refused noalpn "a client without ALPN" 'ALPN|h2' \
 kill "$srv_pid"; wait "$srv_pid" 2>/dev/null; srv_pid=
 start_server
 st=$(timeout 20 "$peer" call --target "127.0.0.1:$port" --ca "$p/ca.pem" \
-    --cert "$p/controller.pem" --key "$p/controller.key" --method /pharos.test.Echo/Echo \
-    --data hi --timeout 5 --expect-id spiffe://alpha/node/node-b 2>"$tmp/client.log" |
+    --cert "$p/controller.pem" --key "$p/controller.key" --method "$method" \
+    --data "$data" --timeout 5 --expect-id spiffe://alpha/node/node-b 2>"$tmp/client.log" |
     grep '^status' | head -1)
 if [[ $st != "status 0 "* ]] && grep -q 'tls: refused' "$tmp/client.log"; then
 	ok "controller dialing node-b refuses node-a: $(grep -m1 'tls: refused' "$tmp/client.log" | sed 's/.*tls: refused/tls: refused/')"
@@ -115,6 +136,6 @@ else
 	sed 's/^/#   /' "$tmp/client.log" | tail -5
 fi
 st=$(timeout 20 "$peer" call --target "127.0.0.1:$port" --ca "$p/ca.pem" \
-    --cert "$p/controller.pem" --key "$p/controller.key" --method /pharos.test.Echo/Echo \
-    --data hi --timeout 5 --expect-id spiffe://alpha/node/node-a 2>/dev/null | grep '^status' | head -1)
+    --cert "$p/controller.pem" --key "$p/controller.key" --method "$method" \
+    --data "$data" --timeout 5 --expect-id spiffe://alpha/node/node-a 2>/dev/null | grep '^status' | head -1)
 check "controller dialing node-a reaches node-a (status 0)" test "$st" = "status 0 "

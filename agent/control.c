@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * buoy's NodeControl service. GetStatus and WatchEvents (heartbeats) answer today;
+ * the config-changing methods arrive with the data plane and answer UNIMPLEMENTED with
+ * a message saying so, rather than "unknown method".
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "control.h"
+#include "grpc.h"
+#include "log.h"
+#include "pharos/v1/node.pb-c.h"
+#include "version.h"
+
+static int64_t
+unix_nanos(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static uint64_t
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/* Pack a protobuf-c message and reply with it. */
+static void
+reply_msg(struct grpc_call *call, const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(len ? len : 1);
+
+	if (buf == NULL) {
+		grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	protobuf_c_message_pack(m, buf);
+	grpc_call_reply(call, buf, len);
+	free(buf);
+}
+
+static void
+get_status(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	struct control *ctl = arg;
+	Pharos__V1__GetStatusRequest *r;
+	Pharos__V1__NodeStatus st = PHAROS__V1__NODE_STATUS__INIT;
+
+	/* An empty request is valid; fields from newer controllers are ignored. */
+	if ((r = pharos__v1__get_status_request__unpack(NULL, len, req)) == NULL) {
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "malformed GetStatusRequest");
+		return;
+	}
+	pharos__v1__get_status_request__free_unpacked(r, NULL);
+	st.fleet_id = ctl->self.trust_domain;
+	st.node = ctl->self.name;
+	st.uptime_seconds = mono_s() - ctl->started;
+	st.agent_version = (char *)(uintptr_t)PHAROS_VERSION;
+	st.now_unix_nanos = unix_nanos();
+	st.next_event_seq = ctl->next_seq;
+	reply_msg(call, &st.base);
+}
+
+/* ---- WatchEvents: heartbeats until the controller goes away ---- */
+
+struct watcher {
+	struct control		*ctl;
+	struct grpc_call	*call;
+	struct event		*tick;
+	struct timeval		 period;
+};
+
+static void
+watcher_free(struct watcher *w)
+{
+	event_free(w->tick);
+	free(w);
+}
+
+static void
+watcher_cancel(struct grpc_call *call, void *arg)
+{
+	(void)call;
+	watcher_free(arg);
+}
+
+static void
+heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+	struct watcher *w = arg;
+	Pharos__V1__Event ev = PHAROS__V1__EVENT__INIT;
+	Pharos__V1__HeartbeatEvent hb = PHAROS__V1__HEARTBEAT_EVENT__INIT;
+	uint8_t buf[128];
+	size_t len;
+
+	(void)fd;
+	(void)what;
+	ev.seq = w->ctl->next_seq++;
+	ev.time_unix_nanos = unix_nanos();
+	ev.kind = PHAROS__V1__EVENT_KIND__EVENT_KIND_HEARTBEAT;
+	ev.detail_case = PHAROS__V1__EVENT__DETAIL_HEARTBEAT;
+	ev.heartbeat = &hb;
+	len = pharos__v1__event__pack(&ev, buf);
+	/* A full queue means the controller is not reading: skip this beat. */
+	if (grpc_call_send(w->call, buf, len) != 0)
+		log_debug("buoy: heartbeat skipped peer=%s", grpc_call_peer_addr(w->call));
+	evtimer_add(w->tick, &w->period);
+}
+
+static void
+watch_events(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	struct control *ctl = arg;
+	Pharos__V1__WatchEventsRequest *r;
+	struct watcher *w;
+	unsigned secs;
+
+	if ((r = pharos__v1__watch_events_request__unpack(NULL, len, req)) == NULL) {
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "malformed WatchEventsRequest");
+		return;
+	}
+	secs = r->heartbeat_seconds ? r->heartbeat_seconds : 15;
+	pharos__v1__watch_events_request__free_unpacked(r, NULL);
+	if ((w = calloc(1, sizeof(*w))) == NULL ||
+	    (w->tick = evtimer_new(ctl->base, heartbeat, w)) == NULL) {
+		free(w);
+		grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	w->ctl = ctl;
+	w->call = call;
+	w->period.tv_sec = secs;
+	grpc_call_set_cancel_cb(call, watcher_cancel, w);
+	heartbeat(-1, 0, w);		/* the first beat at once: the stream is live */
+}
+
+static void
+not_yet(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	(void)req;
+	(void)len;
+	grpc_call_finish(call, GRPC_UNIMPLEMENTED, arg);
+}
+
+#define SVC "/pharos.v1.NodeControl/"
+
+const struct grpc_method *
+control_methods(struct control *ctl, size_t *n)
+{
+	static struct grpc_method m[] = {
+		{ SVC "GetStatus", false, get_status, NULL },
+		{ SVC "WatchEvents", true, watch_events, NULL },
+		{ SVC "ApplyConfig", false, not_yet, "ApplyConfig: this buoy has no data plane yet" },
+		{ SVC "AddPeer", false, not_yet, "AddPeer: this buoy has no data plane yet" },
+		{ SVC "RemovePeer", false, not_yet, "RemovePeer: this buoy has no data plane yet" },
+		{ SVC "GetHandshakes", false, not_yet, "GetHandshakes: this buoy has no data plane yet" },
+		{ SVC "RestartService", false, not_yet, "RestartService: this buoy has no data plane yet" },
+	};
+
+	m[0].arg = ctl;
+	m[1].arg = ctl;
+	*n = sizeof(m) / sizeof(m[0]);
+	return m;
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The NodeControl gRPC service of buoy (proto/pharos/v1/node.proto). */
+#ifndef PHAROS_CONTROL_H
+#define PHAROS_CONTROL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pki.h"
+
+struct event_base;
+struct grpc_method;
+
+struct control {
+	struct event_base	*base;
+	struct spiffe		 self;		/* this node, from its certificate */
+	uint64_t		 started;	/* CLOCK_MONOTONIC seconds */
+	uint64_t		 next_seq;	/* the next event's sequence number */
+};
+
+/* The method table to serve; handlers get the struct control as their argument. */
+const struct grpc_method *control_methods(struct control *, size_t *n);
+
+#endif
