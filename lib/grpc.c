@@ -147,6 +147,7 @@ struct grpc_call {
 	size_t				 reqlen;
 	int				 nmsgs;
 	bool				 rejected;	/* answered already; ignore the rest */
+	bool				 http_reject;	/* a plain HTTP 405/415: no early RST */
 	bool				 dispatched;
 	bool				 app_done;	/* the app finished or was cancelled */
 	bool				 headers_sent;
@@ -474,6 +475,7 @@ call_begin(struct grpc_call *call)
 		nghttp2_nv nv[] = { MAKE_NV(":status", "405", 3) };
 		nghttp2_submit_response(c->h2, call->id, nv, 1, NULL);
 		call->rejected = call->headers_sent = call->finished = call->trailers_sent = true;
+		call->http_reject = true;
 		return;
 	}
 	if (!call->have_ctype || strncmp(call->ctype, "application/grpc", 16) != 0 ||
@@ -483,6 +485,7 @@ call_begin(struct grpc_call *call)
 		log_debug("grpc: 415 for content-type \"%s\" from %s", call->ctype, c->peer);
 		nghttp2_submit_response(c->h2, call->id, nv, 2, NULL);
 		call->rejected = call->headers_sent = call->finished = call->trailers_sent = true;
+		call->http_reject = true;
 		return;
 	}
 	if (call->bad_header) {
@@ -1001,14 +1004,24 @@ on_stream_close(nghttp2_session *h2, int32_t id, uint32_t error_code, void *user
 	return 0;
 }
 
-/* After trailers went out before the client finished sending: RST_STREAM(NO_ERROR). */
+/*
+ * After trailers went out before the client finished sending: RST_STREAM(NO_ERROR), as
+ * PROTOCOL-HTTP2 asks. Not after a plain HTTP 405/415: curl 7.88 reports that RST as a
+ * stream error when it overtakes the request body (RFC 9113 §8.1 allows either), and the
+ * body is bounded by flow control anyway.
+ */
 static int
 on_frame_send(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
 {
+	struct grpc_call *call;
+
 	(void)user;
-	if (frame->hd.type == NGHTTP2_HEADERS && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
-	    nghttp2_session_get_stream_remote_close(h2, frame->hd.stream_id) == 0 &&
-	    nghttp2_session_check_server_session(h2))
+	if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+	    !nghttp2_session_check_server_session(h2) ||
+	    nghttp2_session_get_stream_remote_close(h2, frame->hd.stream_id) != 0)
+		return 0;
+	call = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
+	if (call == NULL || !call->http_reject)
 		nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
 		    NGHTTP2_NO_ERROR);
 	return 0;

@@ -42,6 +42,8 @@ fi
 start_server() { # EXTRA ARGS...
 	touch "$tmp/server.log"
 	: >"$tmp/server.out"
+	local seen
+	seen=$(wc -l <"$tmp/server.log")
 	if [ "$mode" = buoy ]; then
 		"$build/buoy" run --state-dir "$tmp/state" --listen 127.0.0.1:0 \
 		    >"$tmp/server.out" 2>>"$tmp/server.log" &
@@ -53,7 +55,9 @@ start_server() { # EXTRA ARGS...
 	srv_pid=$!
 	for _ in $(seq 1 100); do
 		port=$(awk '/^listening/ {print $2}' "$tmp/server.out")
-		[ -z "$port" ] && port=$(grep -o 'listen=127.0.0.1:[0-9]*' "$tmp/server.log" | tail -1 | cut -d: -f2)
+		# buoy logs its port; only this server's lines count.
+		[ -z "$port" ] && port=$(tail -n +"$((seen + 1))" "$tmp/server.log" |
+		    grep -o 'listen=127.0.0.1:[0-9]*' | cut -d: -f2)
 		[ -n "$port" ] && return 0
 		sleep 0.05
 	done
