@@ -63,7 +63,7 @@ curl_code() {
 }
 # 50 times: an early answer racing the request body once broke curl (see on_frame_send).
 codes=$(for _ in $(seq 50); do curl_code -H 'content-type: text/plain' --data-binary x \
-    "https://127.0.0.1:$port/pharos.test.Echo/Echo"; echo; done | sort | uniq -c | xargs)
+    "https://127.0.0.1:$port/pharos.test.Echo/Echo"; done | sort | uniq -c | xargs)
 check "non-gRPC content-type -> HTTP 415, 50 of 50 ($codes)" test "$codes" = "50 415"
 code=$(curl_code "https://127.0.0.1:$port/pharos.test.Echo/Echo")
 check "GET -> HTTP 405 (got $code)" test "$code" = 405
