@@ -14,7 +14,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "control.h"
+#include "dataplane.h"
 #include "err.h"
 #include "grpc.h"
 #include "log.h"
@@ -27,13 +29,16 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: buoy run --state-dir DIR [--listen HOST:PORT] [--verbose]\n"
+	    "usage: buoy run --state-dir DIR [--listen HOST:PORT] [--dataplane none] [--verbose]\n"
 	    "       buoy --help | --version\n\n"
 	    "buoy is the PharosVPN node agent: it serves the NodeControl gRPC service over\n"
 	    "mutual TLS 1.3 to its own fleet's controller only, and applies signed config to\n"
 	    "the data plane.\n\n"
 	    "  --state-dir DIR    holds ca.pem (root + Fleet CA), node.pem (this node's chain),\n"
-	    "                     node.key (0600) and, if present, crl.pem\n"
+	    "                     node.key (0600), controller.pub (the controller's Ed25519\n"
+	    "                     config-signing key) and, if present, crl.pem; buoy keeps the\n"
+	    "                     last applied signed config there (config.signed)\n"
+	    "  --dataplane KIND   none: record configs, configure nothing (benchmarks only)\n"
 	    "  --listen HOST:PORT where to serve (default 0.0.0.0:" BUOY_PORT "; port 0 picks one)\n"
 	    "  --verbose          debug logging\n");
 }
@@ -72,10 +77,12 @@ cmd_run(int argc, char **argv)
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "dataplane", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = NULL, *listen = "0.0.0.0:" BUOY_PORT, *colon;
+	const char *dir = NULL, *listen = "0.0.0.0:" BUOY_PORT, *colon, *dpkind = "none";
+	struct node_config nc;
 	char ca[4096], cert[4096], key[4096], crl[4096], host[256];
 	struct tls_config tc;
 	struct control ctl;
@@ -94,6 +101,7 @@ cmd_run(int argc, char **argv)
 		case 'd': dir = optarg; break;
 		case 'l': listen = optarg; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
+		case 'D': dpkind = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -138,9 +146,22 @@ cmd_run(int argc, char **argv)
 		ctl.started = (uint64_t)ts.tv_sec;
 	}
 	ctl.next_seq = 1;
+	if (strcmp(dpkind, "none") != 0) {
+		log_warnx("buoy: unknown --dataplane '%s'", dpkind);
+		return 2;
+	}
+	if ((ctl.dp = dp_none_new()) == NULL)
+		fatalx("buoy: out of memory");
+	if (config_open(&nc, dir, &ctl.self) != 0) {
+		log_warnx("buoy: %s", err_last());
+		return 1;
+	}
+	ctl.nc = &nc;
 	if ((base = event_base_new()) == NULL)
 		fatalx("buoy: event_base_new failed");
 	ctl.base = base;
+	/* The last signed config comes back up before any controller contact. */
+	control_boot(&ctl);
 	methods = control_methods(&ctl, &nmethods);
 	memset(&so, 0, sizeof(so));
 	so.ssl = ctx;
@@ -162,6 +183,8 @@ cmd_run(int argc, char **argv)
 	event_free(sigterm);
 	event_free(sigint);
 	event_base_free(base);
+	config_close(&nc);
+	ctl.dp->free(ctl.dp);
 	SSL_CTX_free(ctx);
 	tls_config_free(&tc);
 	log_info("buoy: stopped");

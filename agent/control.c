@@ -9,10 +9,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "control.h"
+#include "dataplane.h"
 #include "grpc.h"
 #include "log.h"
 #include "pharos/v1/node.pb-c.h"
+#include "err.h"
 #include "version.h"
 
 static int64_t
@@ -68,7 +71,31 @@ get_status(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	st.agent_version = (char *)(uintptr_t)PHAROS_VERSION;
 	st.now_unix_nanos = unix_nanos();
 	st.next_event_seq = ctl->next_seq;
-	reply_msg(call, &st.base);
+	if (ctl->nc->cfg != NULL) {
+		st.revision = ctl->nc->cfg->revision;
+		st.serial = ctl->nc->cfg->serial;
+		st.config_hash.data = ctl->nc->hash;
+		st.config_hash.len = 32;
+		st.applied_unix_nanos = ctl->nc->applied_nanos;
+	}
+	{
+		struct dp_status ds;
+		Pharos__V1__BackendHealth bh = PHAROS__V1__BACKEND_HEALTH__INIT;
+		Pharos__V1__BackendHealth *bhp = &bh;
+
+		ctl->dp->status(ctl->dp, &ds);
+		st.peer_count = ds.peer_count;
+		st.peers_active = ds.peers_active;
+		st.latest_handshake_unix_nanos = ds.latest_handshake_nanos;
+		st.rx_bytes = ds.rx_bytes;
+		st.tx_bytes = ds.tx_bytes;
+		bh.backend = PHAROS__V1__BACKEND__BACKEND_AMNEZIAWG;
+		bh.state = (Pharos__V1__HealthState)ds.health;
+		bh.detail = ds.detail;
+		st.backends = &bhp;
+		st.n_backends = 1;
+		reply_msg(call, &st.base);
+	}
 }
 
 /* ---- WatchEvents: heartbeats until the controller goes away ---- */
@@ -144,6 +171,94 @@ watch_events(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	heartbeat(-1, 0, w);		/* the first beat at once: the stream is live */
 }
 
+static int64_t
+mono_nanos(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Verify, apply to the data plane, then persist: the persisted config is always one the
+ * data plane took. A refused request changes nothing.
+ */
+static void
+apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	struct control *ctl = arg;
+	struct config_check cc;
+	struct dp_result res;
+	Pharos__V1__ApplyConfigResponse resp = PHAROS__V1__APPLY_CONFIG_RESPONSE__INIT;
+	char why[256] = "";
+	int64_t t0 = mono_nanos();
+
+	config_check(ctl->nc, req, len, &cc);
+	if (cc.verdict == CONFIG_REFUSED) {
+		log_warnx("buoy: ApplyConfig refused peer=%s reason=\"%s\"",
+		    grpc_call_peer_addr(call), cc.why);
+		grpc_call_finish(call, cc.grpc_status, cc.why);
+		return;
+	}
+	memset(&res, 0, sizeof(res));
+	if (cc.verdict == CONFIG_NEW) {
+		if (ctl->dp->apply(ctl->dp, cc.cfg, &res, why, sizeof(why)) != 0) {
+			log_warnx("buoy: ApplyConfig revision=%.12s serial=%llu failed: %s",
+			    cc.cfg->revision, (unsigned long long)cc.cfg->serial, why);
+			config_check_free(&cc);
+			grpc_call_finish(call, GRPC_UNAVAILABLE, why);
+			return;
+		}
+		if (config_commit(ctl->nc, req, len, &cc) != 0) {
+			log_warnx("buoy: applied but cannot persist: %s", err_last());
+			config_check_free(&cc);
+			grpc_call_finish(call, GRPC_INTERNAL, err_last());
+			return;
+		}
+		log_info("buoy: applied revision=%.12s serial=%llu peers=+%u/-%u/~%u in %.3f ms",
+		    ctl->nc->cfg->revision, (unsigned long long)ctl->nc->cfg->serial,
+		    res.peers_added, res.peers_removed, res.peers_changed,
+		    (double)(mono_nanos() - t0) / 1e6);
+	}
+	resp.result = cc.verdict == CONFIG_NEW ? PHAROS__V1__APPLY_RESULT__APPLY_RESULT_APPLIED :
+	    PHAROS__V1__APPLY_RESULT__APPLY_RESULT_UNCHANGED;
+	resp.revision = ctl->nc->cfg->revision;
+	resp.serial = ctl->nc->cfg->serial;
+	resp.config_hash.data = ctl->nc->hash;
+	resp.config_hash.len = 32;
+	resp.peers_added = res.peers_added;
+	resp.peers_removed = res.peers_removed;
+	resp.peers_changed = res.peers_changed;
+	resp.apply_nanos = mono_nanos() - t0;
+	reply_msg(call, &resp.base);
+}
+
+void
+control_boot(struct control *ctl)
+{
+	struct config_check cc;
+	struct dp_result res;
+	char why[256] = "";
+	int rc;
+
+	if ((rc = config_load(ctl->nc, &cc)) == ERR_NOTFOUND) {
+		log_info("buoy: no persisted config; waiting for the controller");
+		return;
+	}
+	if (rc != 0)
+		return;		/* logged: tampered, truncated or not ours */
+	if (ctl->dp->apply(ctl->dp, cc.cfg, &res, why, sizeof(why)) != 0) {
+		log_warnx("buoy: re-applying the persisted config failed: %s", why);
+		config_check_free(&cc);
+		return;
+	}
+	config_commit(ctl->nc, NULL, 0, &cc);
+	log_info("buoy: re-applied the persisted config revision=%.12s serial=%llu peers=%zu",
+	    ctl->nc->cfg->revision, (unsigned long long)ctl->nc->cfg->serial,
+	    ctl->nc->cfg->n_peers);
+}
+
 static void
 not_yet(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 {
@@ -160,7 +275,7 @@ control_methods(struct control *ctl, size_t *n)
 	static struct grpc_method m[] = {
 		{ SVC "GetStatus", false, get_status, NULL },
 		{ SVC "WatchEvents", true, watch_events, NULL },
-		{ SVC "ApplyConfig", false, not_yet, "ApplyConfig: this buoy has no data plane yet" },
+		{ SVC "ApplyConfig", false, apply_config, NULL },
 		{ SVC "AddPeer", false, not_yet, "AddPeer: this buoy has no data plane yet" },
 		{ SVC "RemovePeer", false, not_yet, "RemovePeer: this buoy has no data plane yet" },
 		{ SVC "GetHandshakes", false, not_yet, "GetHandshakes: this buoy has no data plane yet" },
@@ -169,6 +284,7 @@ control_methods(struct control *ctl, size_t *n)
 
 	m[0].arg = ctl;
 	m[1].arg = ctl;
+	m[2].arg = ctl;
 	*n = sizeof(m) / sizeof(m[0]);
 	return m;
 }

@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "err.h"
+#include "fsutil.h"
 #include "pki.h"
 
 #define SPIFFE_SCHEME	"spiffe://"
@@ -1122,83 +1123,9 @@ PEM_READER(pki_csr_from_pem, X509_REQ,
 int
 pki_write_file(const char *path, const char *pem, int mode)
 {
-	char *tmp = NULL, *dir = NULL;
-	const char *base;
-	size_t len, off = 0, plen, dlen;
-	ssize_t w;
-	int fd = -1, dfd = -1, created = 0, rc = ERR_SYS;
-
-	if (path == NULL || *path == '\0' || pem == NULL || (mode & ~07777) != 0) {
+	if (pem == NULL) {
 		err_set("pki_write_file: bad arguments");
 		return ERR_INVAL;
 	}
-	plen = strlen(path);
-	base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	dlen = (size_t)(base - path);	/* the directory, with its trailing '/' */
-	if (*base == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
-		err_set("%s: not a file name", path);
-		return ERR_INVAL;
-	}
-	if ((dir = strdup(dlen ? path : ".")) == NULL || (tmp = malloc(plen + 16)) == NULL) {
-		err_set("out of memory");
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	if (dlen > 1)
-		dir[dlen - 1] = '\0';	/* "a/b/x" -> "a/b" */
-	else if (dlen == 1)
-		dir[1] = '\0';		/* "/x" -> "/" */
-	/* in the same directory, for rename; hidden, so a reader globbing *.pem skips it */
-	snprintf(tmp, plen + 16, "%.*s.%s.XXXXXX", (int)dlen, path, base);
-
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		err_setsys("%s: creating a temporary file", path);
-		goto out;
-	}
-	created = 1;
-	if (fchmod(fd, (mode_t)mode) == -1) {
-		err_setsys("%s: chmod", tmp);
-		goto out;
-	}
-	len = strlen(pem);
-	while (off < len) {
-		if ((w = write(fd, pem + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			err_setsys("%s: write", tmp);
-			goto out;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) == -1) {
-		err_setsys("%s: fsync", tmp);
-		goto out;
-	}
-	w = close(fd);
-	fd = -1;
-	if (w == -1) {
-		err_setsys("%s: close", tmp);
-		goto out;
-	}
-	if (rename(tmp, path) == -1) {
-		err_setsys("%s: rename", path);
-		goto out;
-	}
-	created = 0;	/* it is path now */
-	/* the rename itself is durable only once the directory is */
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 || fsync(dfd) == -1) {
-		err_setsys("%s: fsync", dir);
-		goto out;
-	}
-	rc = 0;
-out:
-	if (fd != -1)
-		close(fd);
-	if (dfd != -1)
-		close(dfd);
-	if (created)
-		unlink(tmp);
-	free(tmp);
-	free(dir);
-	return rc;
+	return fs_write_atomic(path, pem, strlen(pem), mode);
 }

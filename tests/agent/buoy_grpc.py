@@ -76,10 +76,10 @@ def main():
         check(fields(resp).get(2) == [b"node-a"], "GetStatus: unknown request field ignored")
         try:
             ch.unary_unary("/pharos.v1.NodeControl/ApplyConfig")(b"", timeout=5)
-            check(False, "ApplyConfig answers UNIMPLEMENTED for now")
+            check(False, "ApplyConfig without a pinned controller key is refused")
         except grpc.RpcError as e:
-            check(e.code() == grpc.StatusCode.UNIMPLEMENTED and "ApplyConfig" in e.details(),
-                  "ApplyConfig answers UNIMPLEMENTED for now (%s)" % e.details())
+            check(e.code() == grpc.StatusCode.FAILED_PRECONDITION and "key" in e.details(),
+                  "ApplyConfig without a pinned controller key is refused (%s)" % e.details())
         it = ch.unary_stream("/pharos.v1.NodeControl/WatchEvents")(b"\x18\x01", timeout=10)
         ev = fields(next(it))
         check(ev.get(3) == [6] and 14 in ev and ev.get(1, [0])[0] >= 1,

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The node's running config: only a NodeConfig signed by the controller's pinned Ed25519
+ * key (DIR/controller.pub), for this node, newer than what runs, is ever applied; the
+ * signed request is persisted atomically (DIR/config.signed) and verified again before
+ * it is re-applied at boot.
+ */
+#ifndef PHAROS_CONFIG_H
+#define PHAROS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pharos/v1/node.pb-c.h"
+#include "pki.h"
+
+#define CONFIG_FILE		"config.signed"
+#define CONTROLLER_PUB_FILE	"controller.pub"
+#define CONFIG_MAX		(4 * 1024 * 1024)
+
+struct node_config {
+	char			 dir[1024];
+	struct spiffe		 self;
+	uint8_t			 controller_pub[32];
+	bool			 have_pub;
+	/* what runs */
+	Pharos__V1__NodeConfig	*cfg;		/* NULL: nothing applied yet */
+	uint8_t			 hash[32];	/* SHA-256 of the config bytes */
+	int64_t			 applied_nanos;
+};
+
+/* The outcome of checking one request. */
+enum config_verdict {
+	CONFIG_NEW,		/* verified and newer: apply it */
+	CONFIG_SAME,		/* the config that runs already: nothing to do */
+	CONFIG_REFUSED,		/* see why and grpc_status */
+};
+
+struct config_check {
+	enum config_verdict		 verdict;
+	int				 grpc_status;
+	char				 why[256];
+	Pharos__V1__NodeConfig		*cfg;	/* CONFIG_NEW: the decoded config (owned) */
+	uint8_t				 hash[32];
+};
+
+/* Load DIR/controller.pub (base64 of 32 bytes). Without it every config is refused. */
+int	 config_open(struct node_config *, const char *dir, const struct spiffe *self);
+void	 config_close(struct node_config *);
+/* Check a serialized ApplyConfigRequest against the pinned key, this node and what runs. */
+void	 config_check(struct node_config *, const uint8_t *req, size_t len, struct config_check *);
+/* After the data plane took it: persist the request atomically and make it the running one. */
+int	 config_commit(struct node_config *, const uint8_t *req, size_t len, struct config_check *);
+/*
+ * At boot: read and verify DIR/config.signed. 0 with *out set (a CONFIG_NEW check) if
+ * there is a valid one; ERR_NOTFOUND if there is none; another error (logged with the
+ * reason) if it is tampered, truncated or not for this node — nothing is applied then.
+ */
+int	 config_load(struct node_config *, struct config_check *out);
+void	 config_check_free(struct config_check *);
+
+#endif

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Data-plane backends behind one interface: "uapi" drives wireguard-go/amneziawg-go over
+ * its UAPI socket (agent/dp_uapi.c); "none" records the config and touches nothing — a
+ * mode for control-plane benchmarks only, and says so in GetStatus.
+ */
+#ifndef PHAROS_DATAPLANE_H
+#define PHAROS_DATAPLANE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pharos/v1/node.pb-c.h"
+
+struct dp_result {
+	uint32_t	peers_added, peers_removed, peers_changed;
+};
+
+struct dp_status {
+	uint32_t	peer_count, peers_active;
+	int64_t		latest_handshake_nanos;
+	uint64_t	rx_bytes, tx_bytes;
+	int		health;		/* PHAROS__V1__HEALTH_STATE__* */
+	char		detail[128];
+};
+
+struct dataplane {
+	const char	*name;
+	/* Make the data plane match cfg; only the difference is applied. */
+	int		(*apply)(struct dataplane *, const Pharos__V1__NodeConfig *cfg,
+			    struct dp_result *, char *why, size_t whylen);
+	void		(*status)(struct dataplane *, struct dp_status *);
+	void		(*free)(struct dataplane *);
+	void		*ctx;
+};
+
+struct dataplane *dp_none_new(void);
+
+#endif

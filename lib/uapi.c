@@ -1,0 +1,1052 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "err.h"
+#include "uapi.h"
+
+#define REPLY_MAX	(16u << 20)	/* a get reply of ~100k peers; more is an attack */
+
+/* ---- growing text buffer; growth wipes the old copy since bodies carry keys ---- */
+
+struct sbuf {
+	char	*p;
+	size_t	 len, cap;
+	int	 rc;
+};
+
+static int
+sb_reserve(struct sbuf *sb, size_t extra)
+{
+	size_t want, cap;
+	char *np;
+
+	if (sb->rc != 0)
+		return sb->rc;
+	if (extra > SIZE_MAX - sb->len - 1) {
+		err_set("uapi: buffer size overflow");
+		return sb->rc = ERR_TOOBIG;
+	}
+	want = sb->len + extra + 1;
+	if (want <= sb->cap)
+		return 0;
+	cap = sb->cap ? sb->cap : 256;
+	while (cap < want)
+		cap = cap > SIZE_MAX / 2 ? want : cap * 2;
+	if ((np = malloc(cap)) == NULL) {
+		err_set("uapi: out of memory");
+		return sb->rc = ERR_NOMEM;
+	}
+	if (sb->p != NULL) {
+		memcpy(np, sb->p, sb->len);
+		sodium_memzero(sb->p, sb->cap);
+		free(sb->p);
+	}
+	sb->p = np;
+	sb->cap = cap;
+	sb->p[sb->len] = '\0';
+	return 0;
+}
+
+static void sb_printf(struct sbuf *, const char *, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+sb_printf(struct sbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		if (sb->rc == 0) {
+			err_set("uapi: formatting failed");
+			sb->rc = ERR_INVAL;
+		}
+		return;
+	}
+	if (sb_reserve(sb, (size_t)n) != 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(sb->p + sb->len, sb->cap - sb->len, fmt, ap);
+	va_end(ap);
+	sb->len += (size_t)n;
+}
+
+static void
+sb_wipe(struct sbuf *sb)
+{
+	if (sb->p != NULL) {
+		sodium_memzero(sb->p, sb->cap);
+		free(sb->p);
+	}
+	memset(sb, 0, sizeof(*sb));
+}
+
+/* ---- keys ---- */
+
+int
+uapi_key_from_hex(uint8_t key[UAPI_KEY_LEN], const char *hex, size_t len)
+{
+	size_t bin_len = 0;
+	const char *end = NULL;
+
+	if (len != UAPI_KEY_HEX_LEN ||
+	    sodium_hex2bin(key, UAPI_KEY_LEN, hex, len, NULL, &bin_len, &end) != 0 ||
+	    bin_len != UAPI_KEY_LEN || end != hex + len) {
+		sodium_memzero(key, UAPI_KEY_LEN);
+		err_set("uapi: a key must be %d hex digits", UAPI_KEY_HEX_LEN);
+		return ERR_INVAL;
+	}
+	return 0;
+}
+
+void
+uapi_key_to_hex(char out[UAPI_KEY_HEX_LEN + 1], const uint8_t key[UAPI_KEY_LEN])
+{
+	sodium_bin2hex(out, UAPI_KEY_HEX_LEN + 1, key, UAPI_KEY_LEN);
+}
+
+int
+uapi_key_from_base64(uint8_t key[UAPI_KEY_LEN], const char *b64)
+{
+	size_t bin_len = 0, n = strlen(b64);
+	const char *end = NULL;
+
+	if (n != UAPI_KEY_B64_LEN ||
+	    sodium_base642bin(key, UAPI_KEY_LEN, b64, n, NULL, &bin_len, &end,
+	    sodium_base64_VARIANT_ORIGINAL) != 0 || bin_len != UAPI_KEY_LEN || end != b64 + n) {
+		sodium_memzero(key, UAPI_KEY_LEN);
+		err_set("uapi: a key must be %d characters of base64", UAPI_KEY_B64_LEN);
+		return ERR_INVAL;
+	}
+	return 0;
+}
+
+void
+uapi_key_to_base64(char out[UAPI_KEY_B64_LEN + 1], const uint8_t key[UAPI_KEY_LEN])
+{
+	sodium_bin2base64(out, UAPI_KEY_B64_LEN + 1, key, UAPI_KEY_LEN,
+	    sodium_base64_VARIANT_ORIGINAL);
+}
+
+int
+uapi_public_key(uint8_t pub[UAPI_KEY_LEN], const uint8_t priv[UAPI_KEY_LEN])
+{
+	if (sodium_init() < 0 || crypto_scalarmult_base(pub, priv) != 0) {
+		err_set("uapi: cannot derive the public key");
+		return ERR_LIB;
+	}
+	return 0;
+}
+
+/* What wireguard-go does to a private key on load, so get reports it clamped. */
+static void
+key_clamp(uint8_t k[UAPI_KEY_LEN])
+{
+	k[0] &= 248;
+	k[31] = (uint8_t)((k[31] & 127) | 64);
+}
+
+/* ---- objects ---- */
+
+void
+wg_peer_clear(struct wg_peer *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->n_allowed; i++)
+		free(p->allowed_ips[i]);
+	free(p->allowed_ips);
+	p->allowed_ips = NULL;
+	p->n_allowed = 0;
+}
+
+struct cidr {
+	struct ipaddr	ip;
+	unsigned	prefix;
+};
+
+static int
+cidr_parse(struct cidr *c, const char *s)
+{
+	bool host;
+
+	return addr_parse_cidr(&c->ip, &c->prefix, &host, s);
+}
+
+static void
+cidr_text(char buf[64], const struct cidr *c)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	addr_ntop(&c->ip, ip, sizeof(ip));
+	snprintf(buf, 64, "%s/%u", ip, c->prefix);
+}
+
+int
+wg_peer_add_allowed_ip(struct wg_peer *p, const char *s)
+{
+	struct cidr c;
+	char text[64], *dup, **v;
+	size_t n = p->n_allowed;
+
+	if (cidr_parse(&c, s) != 0)
+		return ERR_INVAL;
+	cidr_text(text, &c);
+	/* Capacity is implied: 4, then the next power of two at each power of two. */
+	if (n == 0 || (n >= 4 && (n & (n - 1)) == 0)) {
+		size_t cap = n == 0 ? 4 : n * 2;
+		if (cap > SIZE_MAX / sizeof(char *)) {
+			err_set("uapi: too many allowed IPs");
+			return ERR_TOOBIG;
+		}
+		if ((v = realloc(p->allowed_ips, cap * sizeof(char *))) == NULL) {
+			err_set("uapi: out of memory");
+			return ERR_NOMEM;
+		}
+		p->allowed_ips = v;
+	}
+	if ((dup = strdup(text)) == NULL) {
+		err_set("uapi: out of memory");
+		return ERR_NOMEM;
+	}
+	p->allowed_ips[p->n_allowed++] = dup;
+	return 0;
+}
+
+void
+wg_device_free(struct wg_device *d)
+{
+	size_t i;
+
+	if (d == NULL)
+		return;
+	for (i = 0; i < d->npeers; i++)
+		wg_peer_clear(&d->peers[i]);
+	free(d->peers);
+	sodium_memzero(d, sizeof(*d));
+	free(d);
+}
+
+void
+wg_desired_clear(struct wg_desired *d)
+{
+	size_t i;
+
+	if (d == NULL)
+		return;
+	for (i = 0; i < d->npeers; i++)
+		wg_peer_clear(&d->peers[i]);
+	free(d->peers);
+	for (i = 0; i < 5; i++)
+		free(d->i[i]);
+	sodium_memzero(d, sizeof(*d));
+}
+
+static int
+peer_key_cmp(const void *a, const void *b)
+{
+	const struct wg_peer *const *pa = a, *const *pb = b;
+
+	return memcmp((*pa)->public_key, (*pb)->public_key, UAPI_KEY_LEN);
+}
+
+/* Peers as pointers sorted by key; a duplicate key is an error. */
+static int
+sorted_peers(const struct wg_peer ***out, const struct wg_peer *peers, size_t n,
+    const char *what)
+{
+	const struct wg_peer **v;
+	size_t i;
+
+	*out = NULL;
+	if ((v = calloc(n ? n : 1, sizeof(*v))) == NULL) {
+		err_set("uapi: out of memory");
+		return ERR_NOMEM;
+	}
+	for (i = 0; i < n; i++)
+		v[i] = &peers[i];
+	qsort(v, n, sizeof(*v), peer_key_cmp);
+	for (i = 1; i < n; i++) {
+		if (memcmp(v[i - 1]->public_key, v[i]->public_key, UAPI_KEY_LEN) == 0) {
+			char b64[UAPI_KEY_B64_LEN + 1];
+			uapi_key_to_base64(b64, v[i]->public_key);
+			err_set("uapi: %s lists peer %s twice", what, b64);
+			free(v);
+			return ERR_INVAL;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+/* ---- parsing a get reply ---- */
+
+static bool
+keyis(const char *k, size_t kn, const char *lit)
+{
+	return strlen(lit) == kn && memcmp(k, lit, kn) == 0;
+}
+
+static int
+parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return ERR_INVAL;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return ERR_INVAL;
+		if (v > (max - (uint64_t)(*s - '0')) / 10)
+			return ERR_INVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+parse_errno(const char *s, int *out)
+{
+	uint64_t v;
+	bool neg = *s == '-';
+
+	if (parse_u64(s + neg, INT_MAX, &v) != 0)
+		return ERR_INVAL;
+	*out = neg ? -(int)v : (int)v;
+	return 0;
+}
+
+static bool
+endpoint_text_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s <= ' ' || *s > '~')
+			return false;
+	return true;
+}
+
+static int
+grow_peers(struct wg_device *d, size_t *cap)
+{
+	struct wg_peer *np;
+	size_t ncap;
+
+	if (d->npeers < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 4;
+	if (ncap > SIZE_MAX / sizeof(*np)) {
+		err_set("uapi: too many peers");
+		return ERR_TOOBIG;
+	}
+	if ((np = realloc(d->peers, ncap * sizeof(*np))) == NULL) {
+		err_set("uapi: out of memory");
+		return ERR_NOMEM;
+	}
+	d->peers = np;
+	*cap = ncap;
+	return 0;
+}
+
+/* One key=value line of the reply; v is a NUL-terminated copy of the value. */
+static int
+parse_line(struct wg_device *d, size_t *cap, const char *k, size_t kn, const char *v,
+    size_t lineno)
+{
+	struct wg_peer *p = d->npeers ? &d->peers[d->npeers - 1] : NULL;
+	uint8_t scratch[UAPI_KEY_LEN];
+	uint64_t u;
+	int rc;
+
+	if (keyis(k, kn, "public_key")) {
+		if ((rc = grow_peers(d, cap)) != 0)
+			return rc;
+		p = &d->peers[d->npeers];
+		memset(p, 0, sizeof(*p));
+		if (uapi_key_from_hex(p->public_key, v, strlen(v)) != 0)
+			goto bad;
+		d->npeers++;
+		return 0;
+	}
+	if (keyis(k, kn, "private_key") || keyis(k, kn, "listen_port") ||
+	    keyis(k, kn, "fwmark")) {
+		if (p != NULL) {
+			err_set("uapi: line %zu: device key '%.*s' after a peer", lineno,
+			    (int)kn, k);
+			return ERR_INVAL;
+		}
+		if (k[0] == 'p') {
+			if (uapi_key_from_hex(d->private_key, v, strlen(v)) != 0)
+				goto bad;
+			d->has_private_key = !sodium_is_zero(d->private_key, UAPI_KEY_LEN);
+		} else if (k[0] == 'l') {
+			if (parse_u64(v, 65535, &u) != 0)
+				goto bad;
+			d->listen_port = (int)u;
+		} else {
+			if (parse_u64(v, UINT32_MAX, &u) != 0)
+				goto bad;
+			d->fwmark = (uint32_t)u;
+		}
+		return 0;
+	}
+	if (p == NULL)
+		return 0;	/* another device key (AWG, newer versions): not ours */
+	if (keyis(k, kn, "preshared_key")) {
+		rc = uapi_key_from_hex(scratch, v, strlen(v));
+		sodium_memzero(scratch, sizeof(scratch));
+		if (rc != 0)
+			goto bad;
+	} else if (keyis(k, kn, "protocol_version")) {
+		if (parse_u64(v, UINT32_MAX, &u) != 0)
+			goto bad;
+	} else if (keyis(k, kn, "endpoint")) {
+		if (strlen(v) >= sizeof(p->endpoint) || !endpoint_text_ok(v) || v[0] == '\0')
+			goto bad;
+		memcpy(p->endpoint, v, strlen(v) + 1);
+	} else if (keyis(k, kn, "last_handshake_time_sec")) {
+		if (parse_u64(v, INT64_MAX, &u) != 0)
+			goto bad;
+		p->last_handshake_sec = (int64_t)u;
+	} else if (keyis(k, kn, "last_handshake_time_nsec")) {
+		if (parse_u64(v, 999999999, &u) != 0)
+			goto bad;
+		p->last_handshake_nsec = (int64_t)u;
+	} else if (keyis(k, kn, "tx_bytes")) {
+		if (parse_u64(v, UINT64_MAX, &p->tx_bytes) != 0)
+			goto bad;
+	} else if (keyis(k, kn, "rx_bytes")) {
+		if (parse_u64(v, UINT64_MAX, &p->rx_bytes) != 0)
+			goto bad;
+	} else if (keyis(k, kn, "persistent_keepalive_interval")) {
+		if (parse_u64(v, 65535, &u) != 0)
+			goto bad;
+		p->keepalive = (int)u;
+	} else if (keyis(k, kn, "allowed_ip")) {
+		if ((rc = wg_peer_add_allowed_ip(p, v)) != 0) {
+			if (rc == ERR_INVAL)
+				goto bad;
+			return rc;
+		}
+	}
+	return 0;
+bad:
+	err_set("uapi: line %zu: bad value for '%.*s'", lineno, (int)kn, k);
+	return ERR_INVAL;
+}
+
+int
+uapi_parse_get(struct wg_device **out, const char *text, size_t len)
+{
+	struct wg_device *d;
+	const struct wg_peer **sorted = NULL;
+	const char *p = text, *end = text + len, *nl, *eq;
+	char v[80];
+	size_t cap = 0, lineno = 0, n;
+	bool seen_errno = false;
+	int rc, eno = 0;
+
+	*out = NULL;
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		err_set("uapi: out of memory");
+		return ERR_NOMEM;
+	}
+	while (p < end) {
+		lineno++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL) {
+			err_set("uapi: line %zu: truncated reply", lineno);
+			rc = ERR_INVAL;
+			goto fail;
+		}
+		n = (size_t)(nl - p);
+		if (n == 0)
+			break;		/* the blank line ends the reply */
+		if (seen_errno) {
+			err_set("uapi: line %zu: data after the errno line", lineno);
+			rc = ERR_INVAL;
+			goto fail;
+		}
+		if (memchr(p, '\0', n) != NULL || (eq = memchr(p, '=', n)) == NULL || eq == p) {
+			err_set("uapi: line %zu: not key=value", lineno);
+			rc = ERR_INVAL;
+			goto fail;
+		}
+		if ((size_t)(nl - eq - 1) >= sizeof(v)) {
+			/* Known values are short; long ones are AWG i1..i5 or unknown keys. */
+			if (d->npeers == 0 && !keyis(p, (size_t)(eq - p), "errno") &&
+			    !keyis(p, (size_t)(eq - p), "private_key") &&
+			    !keyis(p, (size_t)(eq - p), "listen_port") &&
+			    !keyis(p, (size_t)(eq - p), "fwmark")) {
+				p = nl + 1;
+				continue;
+			}
+			err_set("uapi: line %zu: value of '%.*s' too long", lineno,
+			    (int)(eq - p), p);
+			rc = ERR_INVAL;
+			goto fail;
+		}
+		memcpy(v, eq + 1, (size_t)(nl - eq - 1));
+		v[nl - eq - 1] = '\0';
+		if (keyis(p, (size_t)(eq - p), "errno")) {
+			if (parse_errno(v, &eno) != 0) {
+				err_set("uapi: line %zu: bad errno value", lineno);
+				rc = ERR_INVAL;
+				goto fail;
+			}
+			seen_errno = true;
+		} else if ((rc = parse_line(d, &cap, p, (size_t)(eq - p), v, lineno)) != 0) {
+			goto fail;
+		}
+		p = nl + 1;
+	}
+	sodium_memzero(v, sizeof(v));
+	if (!seen_errno) {
+		err_set("uapi: reply has no errno line");
+		rc = ERR_INVAL;
+		goto fail;
+	}
+	if (eno != 0) {
+		err_set("uapi: get answered errno=%d (%s)", eno,
+		    strerror(eno < 0 ? -eno : eno));
+		rc = ERR_LIB;
+		goto fail;
+	}
+	if ((rc = sorted_peers(&sorted, d->peers, d->npeers, "the get reply")) != 0)
+		goto fail;
+	free(sorted);
+	*out = d;
+	return 0;
+fail:
+	sodium_memzero(v, sizeof(v));
+	wg_device_free(d);
+	return rc;
+}
+
+/* ---- the socket ---- */
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+wait_fd(int fd, short ev, int64_t deadline, const char *path)
+{
+	struct pollfd pfd = { .fd = fd, .events = ev };
+	int64_t left;
+	int r;
+
+	for (;;) {
+		left = deadline - now_ms();
+		if (left <= 0) {
+			err_set("uapi: %s: timed out", path);
+			return ERR_SYS;
+		}
+		r = poll(&pfd, 1, (int)(left > INT_MAX ? INT_MAX : left));
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR) {
+			err_setsys("uapi: %s: poll", path);
+			return ERR_SYS;
+		}
+	}
+}
+
+static int
+uapi_connect(int *fdp, const char *path)
+{
+	struct sockaddr_un sun;
+	size_t n = strlen(path);
+	int fd;
+
+	*fdp = -1;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (n == 0 || n >= sizeof(sun.sun_path)) {
+		err_set("uapi: socket path '%s' is empty or too long", path);
+		return ERR_INVAL;
+	}
+	memcpy(sun.sun_path, path, n);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
+		err_setsys("uapi: socket");
+		return ERR_SYS;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		err_setsys("uapi: connect %s", path);
+		close(fd);
+		return ERR_SYS;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+static int
+send_all(int fd, const char *buf, size_t len, int64_t deadline, const char *path)
+{
+	ssize_t w;
+	int rc;
+
+	while (len > 0) {
+		w = send(fd, buf, len, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if ((rc = wait_fd(fd, POLLOUT, deadline, path)) != 0)
+					return rc;
+				continue;
+			}
+			err_setsys("uapi: %s: write", path);
+			return ERR_SYS;
+		}
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Read up to and including the first blank line (or EOF). */
+static int
+read_reply(struct sbuf *sb, int fd, int64_t deadline, const char *path)
+{
+	size_t from;
+	ssize_t r;
+	int rc;
+
+	for (;;) {
+		if (sb->len > REPLY_MAX) {
+			err_set("uapi: %s: reply larger than %u bytes", path, REPLY_MAX);
+			return ERR_TOOBIG;
+		}
+		if ((rc = sb_reserve(sb, 4096)) != 0)
+			return rc;
+		from = sb->len;
+		r = recv(fd, sb->p + sb->len, sb->cap - sb->len - 1, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if ((rc = wait_fd(fd, POLLIN, deadline, path)) != 0)
+					return rc;
+				continue;
+			}
+			err_setsys("uapi: %s: read", path);
+			return ERR_SYS;
+		}
+		if (r == 0)
+			return 0;
+		sb->len += (size_t)r;
+		sb->p[sb->len] = '\0';
+		if (sb->p[0] == '\n')
+			return 0;
+		from = from > 0 ? from - 1 : 0;
+		if (memmem(sb->p + from, sb->len - from, "\n\n", 2) != NULL)
+			return 0;
+	}
+}
+
+int
+uapi_get_timeout(struct wg_device **out, const char *sock_path, int timeout_ms)
+{
+	struct sbuf sb = { 0 };
+	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : UAPI_TIMEOUT_MS);
+	int fd, rc;
+
+	*out = NULL;
+	if ((rc = uapi_connect(&fd, sock_path)) != 0)
+		return rc;
+	if ((rc = send_all(fd, "get=1\n\n", 7, deadline, sock_path)) == 0 &&
+	    (rc = read_reply(&sb, fd, deadline, sock_path)) == 0)
+		rc = uapi_parse_get(out, sb.p ? sb.p : "", sb.len);
+	close(fd);
+	sb_wipe(&sb);
+	return rc;
+}
+
+int
+uapi_get(struct wg_device **out, const char *sock_path)
+{
+	return uapi_get_timeout(out, sock_path, UAPI_TIMEOUT_MS);
+}
+
+int
+uapi_set(const char *sock_path, const char *body, size_t len)
+{
+	struct sbuf sb = { 0 };
+	int64_t deadline = now_ms() + UAPI_TIMEOUT_MS;
+	char *nl;
+	int fd, rc, eno;
+
+	/* A blank line would end the operation early and start another. */
+	if (len > 0 && (body[0] == '\n' || body[len - 1] != '\n' ||
+	    memmem(body, len, "\n\n", 2) != NULL || memchr(body, '\0', len) != NULL)) {
+		err_set("uapi: set body must be non-blank lines, each ending in a newline");
+		return ERR_INVAL;
+	}
+	if ((rc = uapi_connect(&fd, sock_path)) != 0)
+		return rc;
+	if ((rc = send_all(fd, "set=1\n", 6, deadline, sock_path)) != 0 ||
+	    (rc = send_all(fd, body, len, deadline, sock_path)) != 0 ||
+	    (rc = send_all(fd, "\n", 1, deadline, sock_path)) != 0 ||
+	    (rc = read_reply(&sb, fd, deadline, sock_path)) != 0)
+		goto out;
+	/* Exactly "errno=N\n", then the blank line (or EOF). */
+	if (sb.len < 8 || strncmp(sb.p, "errno=", 6) != 0 ||
+	    (nl = memchr(sb.p, '\n', sb.len)) == NULL ||
+	    !(sb.p + sb.len == nl + 1 || (sb.p + sb.len == nl + 2 && nl[1] == '\n'))) {
+		err_set("uapi: %s: set reply is not 'errno=N'", sock_path);
+		rc = ERR_INVAL;
+		goto out;
+	}
+	*nl = '\0';
+	if (parse_errno(sb.p + 6, &eno) != 0) {
+		err_set("uapi: %s: set reply has a bad errno value", sock_path);
+		rc = ERR_INVAL;
+		goto out;
+	}
+	if (eno != 0) {
+		err_set("uapi: %s: set answered errno=%d (%s)", sock_path, eno,
+		    strerror(eno < 0 ? -eno : eno));
+		rc = ERR_LIB;
+	}
+out:
+	close(fd);
+	sb_wipe(&sb);
+	return rc;
+}
+
+/* ---- diff ---- */
+
+static int
+cidr_cmp(const void *a, const void *b)
+{
+	const struct cidr *ca = a, *cb = b;
+	int c = addr_cmp(&ca->ip, &cb->ip);
+
+	if (c != 0)
+		return c;
+	return ca->prefix < cb->prefix ? -1 : ca->prefix > cb->prefix;
+}
+
+/* A peer's allowed IPs parsed, sorted and without duplicates. */
+static int
+cidr_set(struct cidr **out, size_t *n, const struct wg_peer *p)
+{
+	struct cidr *v;
+	size_t i, j;
+
+	*out = NULL;
+	*n = 0;
+	if ((v = calloc(p->n_allowed ? p->n_allowed : 1, sizeof(*v))) == NULL) {
+		err_set("uapi: out of memory");
+		return ERR_NOMEM;
+	}
+	for (i = 0; i < p->n_allowed; i++) {
+		if (cidr_parse(&v[i], p->allowed_ips[i]) != 0) {
+			free(v);
+			return ERR_INVAL;
+		}
+	}
+	qsort(v, p->n_allowed, sizeof(*v), cidr_cmp);
+	for (i = j = 0; i < p->n_allowed; i++)
+		if (j == 0 || cidr_cmp(&v[j - 1], &v[i]) != 0)
+			v[j++] = v[i];
+	*out = v;
+	*n = j;
+	return 0;
+}
+
+static void
+emit_allowed(struct sbuf *sb, const struct cidr *v, size_t n)
+{
+	char text[64];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		cidr_text(text, &v[i]);
+		sb_printf(sb, "allowed_ip=%s\n", text);
+	}
+}
+
+/* Canonical "ip:port" / "[v6]:port" of an endpoint; "" stays "". */
+static int
+endpoint_canon(char out[64], const char *s)
+{
+	struct ipaddr ip;
+	char buf[INET6_ADDRSTRLEN];
+	int port;
+
+	out[0] = '\0';
+	if (s[0] == '\0')
+		return 0;
+	if (addr_parse_ip_port(&ip, &port, s) != 0 || port < 0) {
+		err_set("uapi: endpoint '%s' is not ip:port or [v6]:port (no host names)", s);
+		return ERR_INVAL;
+	}
+	addr_ntop(&ip, buf, sizeof(buf));
+	if (ip.family == AF_INET6)
+		snprintf(out, 64, "[%s]:%d", buf, port);
+	else
+		snprintf(out, 64, "%s:%d", buf, port);
+	return 0;
+}
+
+static bool
+valid_h(const char *h)
+{
+	uint64_t a, b;
+	char buf[24];
+	char *dash;
+
+	if (strlen(h) >= sizeof(buf))
+		return false;
+	strcpy(buf, h);
+	if ((dash = strchr(buf, '-')) == NULL)
+		return parse_u64(buf, UINT32_MAX, &a) == 0;
+	*dash = '\0';
+	return parse_u64(buf, UINT32_MAX, &a) == 0 &&
+	    parse_u64(dash + 1, UINT32_MAX, &b) == 0 && a <= b;
+}
+
+static int
+check_desired(const struct wg_desired *w)
+{
+	const int *nums[] = { &w->jc, &w->jmin, &w->jmax, &w->s1, &w->s2, &w->s3, &w->s4 };
+	char ep[64];
+	size_t i;
+
+	if (w->listen_port < 0 || w->listen_port > 65535) {
+		err_set("uapi: listen_port %d is not 0-65535", w->listen_port);
+		return ERR_INVAL;
+	}
+	if (w->awg) {
+		for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+			if (*nums[i] < 0 || *nums[i] > 65535) {
+				err_set("uapi: AWG jc/jmin/jmax/s1..s4 must be 0-65535");
+				return ERR_INVAL;
+			}
+		}
+		if (w->jc > 0 && (w->jmin > w->jmax || w->jmax == 0)) {
+			err_set("uapi: AWG needs 0 < jmin <= jmax when jc > 0");
+			return ERR_INVAL;
+		}
+		for (i = 0; i < 4; i++) {
+			if (w->h[i][0] != '\0' && !valid_h(w->h[i])) {
+				err_set("uapi: AWG h%zu '%.23s' is not N or A-B (u32)", i + 1,
+				    w->h[i]);
+				return ERR_INVAL;
+			}
+		}
+		for (i = 0; i < 5; i++) {
+			if (w->i[i] != NULL && strchr(w->i[i], '\n') != NULL) {
+				err_set("uapi: AWG i%zu contains a newline", i + 1);
+				return ERR_INVAL;
+			}
+		}
+	}
+	for (i = 0; i < w->npeers; i++) {
+		if (w->peers[i].keepalive < 0 || w->peers[i].keepalive > 65535) {
+			err_set("uapi: keepalive %d is not 0-65535", w->peers[i].keepalive);
+			return ERR_INVAL;
+		}
+		if (memchr(w->peers[i].endpoint, '\0', sizeof(w->peers[i].endpoint)) == NULL) {
+			err_set("uapi: endpoint is not terminated");
+			return ERR_INVAL;
+		}
+		if (endpoint_canon(ep, w->peers[i].endpoint) != 0)
+			return ERR_INVAL;
+	}
+	return 0;
+}
+
+static void
+emit_device(struct sbuf *sb, const struct wg_device *cur, const struct wg_desired *w)
+{
+	uint8_t key[UAPI_KEY_LEN];
+	char hex[UAPI_KEY_HEX_LEN + 1];
+	size_t i;
+
+	memcpy(key, w->private_key, sizeof(key));
+	if (!sodium_is_zero(key, sizeof(key)))
+		key_clamp(key);
+	if (sodium_is_zero(key, sizeof(key)) ? cur->has_private_key :
+	    !cur->has_private_key || sodium_memcmp(key, cur->private_key, sizeof(key)) != 0) {
+		uapi_key_to_hex(hex, key);
+		sb_printf(sb, "private_key=%s\n", hex);
+		sodium_memzero(hex, sizeof(hex));
+	}
+	sodium_memzero(key, sizeof(key));
+	if (w->listen_port != 0 && w->listen_port != cur->listen_port)
+		sb_printf(sb, "listen_port=%d\n", w->listen_port);
+	if (!w->awg)
+		return;
+	if (w->jc > 0)
+		sb_printf(sb, "jc=%d\njmin=%d\njmax=%d\n", w->jc, w->jmin, w->jmax);
+	sb_printf(sb, "s1=%d\ns2=%d\n", w->s1, w->s2);
+	if (w->s3 != 0)
+		sb_printf(sb, "s3=%d\n", w->s3);
+	if (w->s4 != 0)
+		sb_printf(sb, "s4=%d\n", w->s4);
+	for (i = 0; i < 4; i++)
+		if (w->h[i][0] != '\0')
+			sb_printf(sb, "h%zu=%s\n", i + 1, w->h[i]);
+	for (i = 0; i < 5; i++)
+		if (w->i[i] != NULL)
+			sb_printf(sb, "i%zu=%s\n", i + 1, w->i[i]);
+}
+
+static void
+emit_key(struct sbuf *sb, const uint8_t key[UAPI_KEY_LEN])
+{
+	char hex[UAPI_KEY_HEX_LEN + 1];
+
+	uapi_key_to_hex(hex, key);
+	sb_printf(sb, "public_key=%s\n", hex);
+}
+
+static int
+emit_new_peer(struct sbuf *sb, const struct wg_peer *w)
+{
+	struct cidr *v;
+	char ep[64];
+	size_t n;
+	int rc;
+
+	if ((rc = endpoint_canon(ep, w->endpoint)) != 0 || (rc = cidr_set(&v, &n, w)) != 0)
+		return rc;
+	emit_key(sb, w->public_key);
+	if (ep[0] != '\0')
+		sb_printf(sb, "endpoint=%s\n", ep);
+	if (w->keepalive > 0)
+		sb_printf(sb, "persistent_keepalive_interval=%d\n", w->keepalive);
+	emit_allowed(sb, v, n);
+	free(v);
+	return 0;
+}
+
+static int
+emit_changed_peer(struct sbuf *sb, const struct wg_peer *c, const struct wg_peer *w)
+{
+	struct cidr *cv = NULL, *wv = NULL;
+	char wep[64], cep[64];
+	size_t cn, wn, i;
+	bool ep_diff, ka_diff, ips_diff;
+	int rc;
+
+	if ((rc = endpoint_canon(wep, w->endpoint)) != 0)
+		return rc;
+	/* An endpoint we cannot parse (a zone, say) is simply "different". */
+	if (endpoint_canon(cep, c->endpoint) != 0)
+		cep[0] = '\0';
+	if ((rc = cidr_set(&cv, &cn, c)) != 0 || (rc = cidr_set(&wv, &wn, w)) != 0)
+		goto out;
+	ep_diff = wep[0] != '\0' && strcmp(wep, cep) != 0;
+	ka_diff = w->keepalive != c->keepalive;
+	ips_diff = cn != wn;
+	for (i = 0; i < wn && !ips_diff; i++)
+		ips_diff = cidr_cmp(&cv[i], &wv[i]) != 0;
+	if (!ep_diff && !ka_diff && !ips_diff)
+		goto out;
+	emit_key(sb, w->public_key);
+	sb_printf(sb, "update_only=true\n");
+	if (ep_diff)
+		sb_printf(sb, "endpoint=%s\n", wep);
+	if (ka_diff)
+		sb_printf(sb, "persistent_keepalive_interval=%d\n", w->keepalive);
+	if (ips_diff) {
+		sb_printf(sb, "replace_allowed_ips=true\n");
+		emit_allowed(sb, wv, wn);
+	}
+out:
+	free(cv);
+	free(wv);
+	return rc;
+}
+
+static const struct wg_peer *
+find_peer(const struct wg_peer **v, size_t n, const struct wg_peer *key)
+{
+	const struct wg_peer **hit;
+
+	if (n == 0)
+		return NULL;
+	hit = bsearch(&key, v, n, sizeof(*v), peer_key_cmp);
+	return hit ? *hit : NULL;
+}
+
+int
+uapi_diff(char **body, size_t *len, const struct wg_device *cur,
+    const struct wg_desired *want)
+{
+	struct sbuf sb = { 0 };
+	const struct wg_peer **cv = NULL, **wv = NULL, *other;
+	size_t i;
+	int rc;
+
+	*body = NULL;
+	*len = 0;
+	if ((rc = check_desired(want)) != 0)
+		return rc;
+	if ((rc = sorted_peers(&cv, cur->peers, cur->npeers, "the device")) != 0 ||
+	    (rc = sorted_peers(&wv, want->peers, want->npeers, "the desired state")) != 0)
+		goto out;
+	if ((rc = sb_reserve(&sb, 0)) != 0)
+		goto out;
+	emit_device(&sb, cur, want);
+	for (i = 0; i < cur->npeers; i++) {
+		if (find_peer(wv, want->npeers, cv[i]) == NULL) {
+			emit_key(&sb, cv[i]->public_key);
+			sb_printf(&sb, "remove=true\n");
+		}
+	}
+	for (i = 0; i < want->npeers && rc == 0; i++)
+		if (find_peer(cv, cur->npeers, wv[i]) == NULL)
+			rc = emit_new_peer(&sb, wv[i]);
+	for (i = 0; i < want->npeers && rc == 0; i++)
+		if ((other = find_peer(cv, cur->npeers, wv[i])) != NULL)
+			rc = emit_changed_peer(&sb, other, wv[i]);
+	if (rc == 0)
+		rc = sb.rc;
+	if (rc == 0) {
+		*body = sb.p;
+		*len = sb.len;
+		sb.p = NULL;	/* the caller's now */
+	}
+out:
+	free(cv);
+	free(wv);
+	sb_wipe(&sb);
+	return rc;
+}
+
+void
+uapi_body_free(char *body, size_t len)
+{
+	if (body == NULL)
+		return;
+	sodium_memzero(body, len);
+	free(body);
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A client for the WireGuard cross-platform UAPI (wireguard-go, amneziawg-go): an AF_UNIX
+ * stream socket at /var/run/wireguard/IF.sock or /var/run/amneziawg/IF.sock that speaks
+ * "get=1" and "set=1" in key=value lines (docs: reference/protocols.md §2, §3).
+ *
+ * Errors: ERR_SYS for the socket (connect, read, write, timeout), ERR_INVAL for a
+ * malformed reply or bad desired state, ERR_TOOBIG for an oversized reply, ERR_LIB when
+ * the implementation answered errno=N with N != 0 (the message carries N and its text).
+ *
+ * Private keys are wiped with sodium_memzero() by the free functions; a set body made by
+ * uapi_diff() may carry a private key, so free it with uapi_body_free().
+ */
+#ifndef PHAROS_UAPI_H
+#define PHAROS_UAPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UAPI_KEY_LEN		32
+#define UAPI_KEY_HEX_LEN	64	/* without the NUL */
+#define UAPI_KEY_B64_LEN	44	/* standard base64 with '=', without the NUL */
+#define UAPI_TIMEOUT_MS		5000
+
+struct wg_peer {
+	uint8_t	  public_key[UAPI_KEY_LEN];
+	char	  endpoint[64];		/* "ip:port" or "[v6]:port"; "" none (desired: leave) */
+	int	  keepalive;		/* persistent keepalive in seconds, 0 off */
+	int64_t	  last_handshake_sec, last_handshake_nsec;
+	uint64_t  rx_bytes, tx_bytes;
+	char	**allowed_ips;		/* canonical CIDR text, "10.64.0.2/32" */
+	size_t	  n_allowed;
+};
+
+struct wg_device {
+	uint8_t		 private_key[UAPI_KEY_LEN];
+	bool		 has_private_key;
+	int		 listen_port;
+	uint32_t	 fwmark;
+	struct wg_peer	*peers;
+	size_t		 npeers;
+};
+
+/*
+ * What the device should look like. listen_port 0 means "any" (left alone, since get
+ * reports the port actually bound). A peer's endpoint "" means "leave it" (UAPI cannot
+ * clear an endpoint, and a roaming peer's learned endpoint must not be reset). The AWG
+ * keys are sent only when awg is true: jc/jmin/jmax only when jc > 0 (AWG 2.0 refuses
+ * jc=0), s3/s4 only when non-zero and h1..h4 only when non-empty (AWG 1.0 knows no s3/s4),
+ * i1..i5 only when non-NULL.
+ */
+struct wg_desired {
+	uint8_t		 private_key[UAPI_KEY_LEN];
+	int		 listen_port;
+	bool		 awg;
+	int		 jc, jmin, jmax, s1, s2, s3, s4;
+	char		 h[4][24];	/* "123" or "a-b" */
+	char		*i[5];
+	struct wg_peer	*peers;
+	size_t		 npeers;
+};
+
+/* Free a peer's allowed IPs (the peer itself is not freed). NULL-safe. */
+void	wg_peer_clear(struct wg_peer *);
+/* Append a CIDR to a peer's allowed IPs, canonicalised (host bits masked). */
+int	wg_peer_add_allowed_ip(struct wg_peer *, const char *cidr);
+/* Wipe the private key, free the peers and the device. NULL-safe. */
+void	wg_device_free(struct wg_device *);
+/* Wipe the private key, free peers, i[] strings; leaves *d zeroed. NULL-safe. */
+void	wg_desired_clear(struct wg_desired *);
+
+/* "get=1": the device behind sock_path; *out is the caller's (wg_device_free). */
+int	uapi_get(struct wg_device **out, const char *sock_path);
+int	uapi_get_timeout(struct wg_device **out, const char *sock_path, int timeout_ms);
+/*
+ * Parse a get reply (the lines, "errno=N" and the blank line). Unknown keys are skipped
+ * (AWG device keys, newer versions); bad syntax, bad values, peer keys before the first
+ * public_key, device keys after it, duplicate peers or a missing errno line are refused.
+ */
+int	uapi_parse_get(struct wg_device **out, const char *text, size_t len);
+/* "set=1\n" + body + "\n"; 0 when the reply is errno=0. */
+int	uapi_set(const char *sock_path, const char *body, size_t len);
+/*
+ * The minimal set body turning cur into want: changed device keys, then removals of
+ * unwanted peers, then new peers, then "update_only=true" changes of existing ones, each
+ * group in key order. Never replace_peers, so untouched peers keep their sessions. *body
+ * is NUL-terminated and "" (len 0) when nothing differs; free it with uapi_body_free().
+ */
+int	uapi_diff(char **body, size_t *len, const struct wg_device *cur,
+	    const struct wg_desired *want);
+void	uapi_body_free(char *body, size_t len);
+
+/* Key text: 64 lowercase hex digits (UAPI) or 44 characters of standard base64 (wg). */
+int	uapi_key_from_hex(uint8_t key[UAPI_KEY_LEN], const char *hex, size_t len);
+void	uapi_key_to_hex(char out[UAPI_KEY_HEX_LEN + 1], const uint8_t key[UAPI_KEY_LEN]);
+int	uapi_key_from_base64(uint8_t key[UAPI_KEY_LEN], const char *b64);
+void	uapi_key_to_base64(char out[UAPI_KEY_B64_LEN + 1], const uint8_t key[UAPI_KEY_LEN]);
+/* The public key of a private key (X25519 base point multiplication, clamped). */
+int	uapi_public_key(uint8_t pub[UAPI_KEY_LEN], const uint8_t priv[UAPI_KEY_LEN]);
+
+#endif
