@@ -294,6 +294,17 @@ main(int argc, char **argv)
 		grpc_channel_free(chn);
 	}
 	fflush(stdout);
+	event_base_free(base);
+	SSL_CTX_free(ctx);
+	tls_config_free(&tc);
+	while (npeers > 0) {
+		Pharos__V1__Peer *pp = peers[--npeers];
+		free(pp->public_key.data);
+		free(pp->allowed_ips);
+		free(pp);
+	}
+	free(cbuf);
+	free(rbuf);
 	return exit_code;
 usage:
 	fprintf(stderr, "usage: ctl_push keygen SIGNKEY PUBKEY\n"
