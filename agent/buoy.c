@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "dataplane.h"
 #include "err.h"
 #include "grpc.h"
+#include "keys.h"
 #include "log.h"
 #include "tls.h"
 #include "version.h"
@@ -30,6 +32,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: buoy run --state-dir DIR [--listen HOST:PORT] [--dataplane none] [--verbose]\n"
+	    "       buoy keygen --state-dir DIR [--force]\n"
+	    "       buoy csr --state-dir DIR --fleet FLEET --name NODE\n"
 	    "       buoy --help | --version\n\n"
 	    "buoy is the PharosVPN node agent: it serves the NodeControl gRPC service over\n"
 	    "mutual TLS 1.3 to its own fleet's controller only, and applies signed config to\n"
@@ -40,7 +44,11 @@ usage(FILE *f)
 	    "                     last applied signed config there (config.signed)\n"
 	    "  --dataplane KIND   none: record configs, configure nothing (benchmarks only)\n"
 	    "  --listen HOST:PORT where to serve (default 0.0.0.0:" BUOY_PORT "; port 0 picks one)\n"
-	    "  --verbose          debug logging\n");
+	    "  --verbose          debug logging\n\n"
+	    "keygen makes the node's TLS key (node.key) and WireGuard key (wg.key), both 0600,\n"
+	    "unless they exist, and prints the WireGuard public key; csr prints a certificate\n"
+	    "request for spiffe://FLEET/node/NODE signed with node.key, for the controller to\n"
+	    "sign. Private keys never leave the node.\n");
 }
 
 static struct grpc_server *server;
@@ -191,6 +199,55 @@ cmd_run(int argc, char **argv)
 	return 0;
 }
 
+static int
+cmd_keys(int argc, char **argv, bool csr)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "fleet", required_argument, NULL, 'f' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "force", no_argument, NULL, 'F' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = NULL, *fleet = NULL, *name = NULL;
+	bool force = false;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': dir = optarg; break;
+		case 'f': fleet = optarg; break;
+		case 'n': name = optarg; break;
+		case 'F': force = true; break;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (dir == NULL || optind < argc || (csr && (fleet == NULL || name == NULL))) {
+		usage(stderr);
+		return 2;
+	}
+	if (csr) {
+		char *pem = NULL;
+		if (keys_csr(&pem, dir, fleet, name) != 0) {
+			fprintf(stderr, "buoy csr: %s\n", err_last());
+			return 1;
+		}
+		fputs(pem, stdout);
+		free(pem);
+	} else {
+		uint8_t pub[32];
+		char b64[64];
+		if (sodium_init() < 0 || keys_generate(dir, force, pub) != 0) {
+			fprintf(stderr, "buoy keygen: %s\n", err_last());
+			return 1;
+		}
+		sodium_bin2base64(b64, sizeof(b64), pub, 32, sodium_base64_VARIANT_ORIGINAL);
+		printf("wireguard-public-key %s\n", b64);
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -206,6 +263,10 @@ main(int argc, char **argv)
 	}
 	if (argc >= 2 && strcmp(argv[1], "run") == 0)
 		return cmd_run(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "keygen") == 0)
+		return cmd_keys(argc - 1, argv + 1, false);
+	if (argc >= 2 && strcmp(argv[1], "csr") == 0)
+		return cmd_keys(argc - 1, argv + 1, true);
 	usage(stderr);
 	return 2;
 }

@@ -409,8 +409,20 @@ parse_line(struct wg_device *d, size_t *cap, const char *k, size_t kn, const cha
 		}
 		return 0;
 	}
-	if (p == NULL)
+	if (p == NULL) {
+		static const char *const peer_keys[] = { "preshared_key", "protocol_version",
+			"endpoint", "last_handshake_time_sec", "last_handshake_time_nsec",
+			"tx_bytes", "rx_bytes", "persistent_keepalive_interval", "allowed_ip" };
+		size_t i;
+		for (i = 0; i < sizeof(peer_keys) / sizeof(peer_keys[0]); i++) {
+			if (keyis(k, kn, peer_keys[i])) {
+				err_set("uapi: line %zu: peer key '%s' before any public_key",
+				    lineno, peer_keys[i]);
+				return ERR_INVAL;
+			}
+		}
 		return 0;	/* another device key (AWG, newer versions): not ours */
+	}
 	if (keyis(k, kn, "preshared_key")) {
 		rc = uapi_key_from_hex(scratch, v, strlen(v));
 		sodium_memzero(scratch, sizeof(scratch));
