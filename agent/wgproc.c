@@ -276,7 +276,8 @@ argv_text(char *buf, size_t sz, const char *const argv[])
 /*
  * Run argv (argv[0] looked up in bin_dirs) with `in` on stdin; stdout into *out if
  * out != NULL (NUL-terminated, caller frees). A non-zero exit is an error carrying the
- * first line of stderr.
+ * first line of stderr. The caller ignores SIGPIPE (buoy does), in case the child exits
+ * before reading all of `in`.
  */
 static int
 run(char **out, const char *const argv[], const char *in)
@@ -329,9 +330,10 @@ run(char **out, const char *const argv[], const char *in)
 			{ .fd = err_eof ? -1 : errp[0], .events = POLLIN },
 			{ .fd = inp[1], .events = POLLOUT },
 		};
-		if (poll(pfd, 3, 30000) <= 0) {
-			if (errno == EINTR)
-				continue;
+		int pr = poll(pfd, 3, 30000);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0) {
 			err_set("%s: no output for 30 s", what);
 			kill(p, SIGKILL);
 			rc = ERR_SYS;

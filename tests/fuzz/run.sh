@@ -38,12 +38,17 @@ printf '\x03\x00\x00\x00\x00\x05hello\x00\x00\x00\x00\x00' >"$tmp/corpus-wire/tw
 printf '\x01\x00\x00\x00\x04\x01' >"$tmp/corpus-wire/toobig"
 printf '\x00%%C3%%9Cber%%20%%zz 1S' >"$tmp/corpus-wire/pct"
 
+# Seeds for fuzz_uapi: a realistic get reply.
+mkdir -p "$tmp/corpus-uapi"
+printf 'private_key=%064d\nlisten_port=51820\npublic_key=%064d\nendpoint=192.0.2.1:51820\nlast_handshake_time_sec=1700000000\nlast_handshake_time_nsec=5\ntx_bytes=10\nrx_bytes=20\npersistent_keepalive_interval=25\nallowed_ip=10.64.0.2/32\nerrno=0\n\n' 1 2 >"$tmp/corpus-uapi/get"
+
 for t in build/fuzz/fuzz_*; do
 	[ -x "$t" ] || continue
 	name=$(basename "$t")
 	case $name in
 	fuzz_fleet_load) corpus=$tmp/corpus ;;
 	fuzz_grpc_wire) corpus=$tmp/corpus-wire ;;
+	fuzz_uapi) corpus=$tmp/corpus-uapi ;;
 	*) corpus=$tmp/corpus-$name; mkdir -p "$corpus" ;;
 	esac
 	if "$t" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \

@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The UAPI client: get-reply parsing, set-body diffs (golden strings), key text. */
+#include <stdlib.h>
+
+#include "err.h"
+#include "uapi.h"
+#include "t.h"
+
+#define R2(x)	x x
+#define R4(x)	R2(R2(x))
+#define R32(x)	R4(R4(R2(x)))
+#define KA	R32("aa")
+#define KB	R32("bb")
+#define KC	R32("cc")
+#define PRIV	R32("48")	/* already clamped */
+#define PRIV2	R32("50")
+#define ZERO	R32("00")
+
+static const char reply[] =
+    "private_key=" PRIV "\n"
+    "listen_port=51820\n"
+    "fwmark=51\n"
+    "jc=3\n"			/* an AWG device key: skipped */
+    "public_key=" KB "\n"
+    "preshared_key=" ZERO "\n"
+    "protocol_version=1\n"
+    "endpoint=[2001:db8::5]:51821\n"
+    "last_handshake_time_sec=0\n"
+    "last_handshake_time_nsec=0\n"
+    "tx_bytes=0\n"
+    "rx_bytes=0\n"
+    "persistent_keepalive_interval=0\n"
+    "allowed_ip=10.64.0.3/32\n"
+    "public_key=" KA "\n"
+    "preshared_key=" ZERO "\n"
+    "protocol_version=1\n"
+    "endpoint=192.0.2.10:51820\n"
+    "last_handshake_time_sec=1700000000\n"
+    "last_handshake_time_nsec=123456789\n"
+    "tx_bytes=1000\n"
+    "rx_bytes=18446744073709551615\n"
+    "persistent_keepalive_interval=25\n"
+    "allowed_ip=10.64.0.2/32\n"
+    "allowed_ip=fd00:64::2/128\n"
+    "errno=0\n"
+    "\n";
+
+static int
+parse(struct wg_device **d, const char *s)
+{
+	return uapi_parse_get(d, s, strlen(s));
+}
+
+static const struct {
+	const char	*name, *text;
+	int		 rc;
+} bad[] = {
+	{ "errno=-22", "errno=-22\n\n", ERR_LIB },
+	{ "errno=5 (positive)", "errno=5\n\n", ERR_LIB },
+	{ "errno=-55 after data", "listen_port=1\nerrno=-55\n\n", ERR_LIB },
+	{ "missing errno", "listen_port=1\n\n", ERR_INVAL },
+	{ "empty reply", "", ERR_INVAL },
+	{ "blank reply", "\n", ERR_INVAL },
+	{ "errno not a number", "errno=x\n\n", ERR_INVAL },
+	{ "errno empty", "errno=\n\n", ERR_INVAL },
+	{ "errno overflow", "errno=99999999999\n\n", ERR_INVAL },
+	{ "line without =", "garbage\nerrno=0\n\n", ERR_INVAL },
+	{ "empty key", "=5\nerrno=0\n\n", ERR_INVAL },
+	{ "truncated last line", "listen_port=1\nerrno=0", ERR_INVAL },
+	{ "data after errno", "errno=0\nlisten_port=1\n\n", ERR_INVAL },
+	{ "bad public key", "public_key=zz\nerrno=0\n\n", ERR_INVAL },
+	{ "short public key", "public_key=" R4("aa") "\nerrno=0\n\n", ERR_INVAL },
+	{ "bad private key", "private_key=" R32("4g") "\nerrno=0\n\n", ERR_INVAL },
+	{ "peer key before a peer", "allowed_ip=10.0.0.0/8\nerrno=0\n\n", ERR_INVAL },
+	{ "device key after a peer", "public_key=" KA "\nlisten_port=5\nerrno=0\n\n",
+	    ERR_INVAL },
+	{ "listen_port 70000", "listen_port=70000\nerrno=0\n\n", ERR_INVAL },
+	{ "listen_port -1", "listen_port=-1\nerrno=0\n\n", ERR_INVAL },
+	{ "fwmark 2^32", "fwmark=4294967296\nerrno=0\n\n", ERR_INVAL },
+	{ "allowed_ip /33", "public_key=" KA "\nallowed_ip=10.0.0.0/33\nerrno=0\n\n",
+	    ERR_INVAL },
+	{ "allowed_ip not an address", "public_key=" KA "\nallowed_ip=x/1\nerrno=0\n\n",
+	    ERR_INVAL },
+	{ "nsec >= 1e9", "public_key=" KA "\nlast_handshake_time_nsec=1000000000\nerrno=0\n\n",
+	    ERR_INVAL },
+	{ "tx_bytes 2^64", "public_key=" KA "\ntx_bytes=18446744073709551616\nerrno=0\n\n",
+	    ERR_INVAL },
+	{ "endpoint with a space", "public_key=" KA "\nendpoint=1.2.3.4 :5\nerrno=0\n\n",
+	    ERR_INVAL },
+	{ "endpoint too long", "public_key=" KA "\nendpoint=" R32("ab") "\nerrno=0\n\n",
+	    ERR_INVAL },
+	{ "duplicate peer", "public_key=" KA "\npublic_key=" KA "\nerrno=0\n\n", ERR_INVAL },
+	{ "keepalive 65536", "public_key=" KA "\npersistent_keepalive_interval=65536\n"
+	    "errno=0\n\n", ERR_INVAL },
+};
+
+/* The desired state equal to `reply`. */
+static void
+want_init(struct wg_desired *w)
+{
+	memset(w, 0, sizeof(*w));
+	uapi_key_from_hex(w->private_key, PRIV, 64);
+	w->listen_port = 51820;
+	w->npeers = 2;
+	w->peers = calloc(3, sizeof(*w->peers));
+	if (w->peers == NULL)
+		abort();
+	uapi_key_from_hex(w->peers[0].public_key, KA, 64);
+	strcpy(w->peers[0].endpoint, "192.0.2.10:51820");
+	w->peers[0].keepalive = 25;
+	wg_peer_add_allowed_ip(&w->peers[0], "fd00:64::2/128");	/* order is free */
+	wg_peer_add_allowed_ip(&w->peers[0], "10.64.0.2/32");
+	uapi_key_from_hex(w->peers[1].public_key, KB, 64);
+	strcpy(w->peers[1].endpoint, "[2001:DB8::5]:51821");	/* any spelling */
+	wg_peer_add_allowed_ip(&w->peers[1], "10.64.0.3/32");
+}
+
+static void
+diff_is(const struct wg_device *cur, const struct wg_desired *w, const char *want,
+    const char *name)
+{
+	char *body = NULL;
+	size_t len = 0;
+	int rc = uapi_diff(&body, &len, cur, w);
+
+	T_OK(rc == 0 && body != NULL && len == strlen(body), "diff %s: ok", name);
+	T_STREQ(body, want, "diff %s: body", name);
+	uapi_body_free(body, len);
+}
+
+int
+main(void)
+{
+	struct wg_device *d = NULL, *e = NULL;
+	struct wg_desired w;
+	uint8_t k[32], k2[32];
+	char b64[UAPI_KEY_B64_LEN + 1], hex[UAPI_KEY_HEX_LEN + 1], *body;
+	size_t i, len;
+	int rc;
+
+	/* ---- parse ---- */
+	rc = parse(&d, reply);
+	T_OK(rc == 0 && d != NULL, "parse: realistic reply (%s)", rc ? err_last() : "ok");
+	if (d == NULL)
+		T_DONE();
+	uapi_key_to_hex(hex, d->private_key);
+	T_OK(d->has_private_key && strcmp(hex, PRIV) == 0, "parse: private key");
+	T_OK(d->listen_port == 51820 && d->fwmark == 51, "parse: listen_port, fwmark");
+	T_OK(d->npeers == 2, "parse: two peers");
+	uapi_key_to_hex(hex, d->peers[0].public_key);
+	T_STREQ(hex, KB, "parse: first peer key, reply order kept");
+	T_STREQ(d->peers[0].endpoint, "[2001:db8::5]:51821", "parse: v6 endpoint");
+	T_OK(d->peers[0].last_handshake_sec == 0 && d->peers[0].keepalive == 0 &&
+	    d->peers[0].n_allowed == 1, "parse: never-handshaken peer");
+	T_STREQ(d->peers[1].endpoint, "192.0.2.10:51820", "parse: v4 endpoint");
+	T_OK(d->peers[1].last_handshake_sec == 1700000000 &&
+	    d->peers[1].last_handshake_nsec == 123456789, "parse: handshake time");
+	T_OK(d->peers[1].tx_bytes == 1000 && d->peers[1].rx_bytes == UINT64_MAX,
+	    "parse: byte counters to 2^64-1");
+	T_OK(d->peers[1].keepalive == 25, "parse: keepalive");
+	T_OK(d->peers[1].n_allowed == 2, "parse: two allowed IPs");
+	if (d->peers[1].n_allowed == 2) {
+		T_STREQ(d->peers[1].allowed_ips[0], "10.64.0.2/32", "parse: allowed v4");
+		T_STREQ(d->peers[1].allowed_ips[1], "fd00:64::2/128", "parse: allowed v6");
+	}
+	T_OK(parse(&e, "errno=0\n\n") == 0 && e != NULL && e->npeers == 0 &&
+	    !e->has_private_key && e->listen_port == 0, "parse: empty device");
+	wg_device_free(e);
+	T_OK(parse(&e, "private_key=" ZERO "\nerrno=0\n") == 0 && e != NULL &&
+	    !e->has_private_key, "parse: zero key is no key; EOF instead of blank line");
+	wg_device_free(e);
+	T_OK(parse(&e, "public_key=" KA "\nallowed_ip=10.64.1.9/24\nerrno=0\n\n") == 0 &&
+	    e != NULL && e->peers[0].n_allowed == 1 &&
+	    strcmp(e->peers[0].allowed_ips[0], "10.64.1.0/24") == 0, "parse: CIDR canonical");
+	wg_device_free(e);
+	T_OK(parse(&e, "errno=0\n\nlisten_port=1\n") == 0 && e != NULL && e->listen_port == 0,
+	    "parse: stops at the blank line");
+	wg_device_free(e);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		e = NULL;
+		rc = parse(&e, bad[i].text);
+		T_OK(rc == bad[i].rc && e == NULL, "parse refuses: %s (%s)", bad[i].name,
+		    err_last());
+	}
+	T_OK(uapi_parse_get(&e, "listen_port=1\0\nerrno=0\n\n", 24) == ERR_INVAL && e == NULL,
+	    "parse refuses: NUL inside a line");
+	rc = parse(&e, "errno=-22\n\n");
+	T_OK(strstr(err_last(), "-22") != NULL && strstr(err_last(), "Invalid argument"),
+	    "parse: errno text in the message (%s)", err_last());
+
+	/* ---- diff ---- */
+	want_init(&w);
+	diff_is(d, &w, "", "identical");
+
+	uapi_key_from_hex(w.peers[2].public_key, KC, 64);
+	wg_peer_add_allowed_ip(&w.peers[2], "10.64.0.4/32");
+	w.npeers = 3;
+	diff_is(d, &w, "public_key=" KC "\nallowed_ip=10.64.0.4/32\n", "one peer added");
+	strcpy(w.peers[2].endpoint, "[2001:db8::9]:1");
+	w.peers[2].keepalive = 15;
+	diff_is(d, &w, "public_key=" KC "\nendpoint=[2001:db8::9]:1\n"
+	    "persistent_keepalive_interval=15\nallowed_ip=10.64.0.4/32\n",
+	    "one peer added with endpoint and keepalive");
+	wg_desired_clear(&w);
+
+	want_init(&w);
+	w.npeers = 1;
+	diff_is(d, &w, "public_key=" KB "\nremove=true\n", "one peer removed");
+	w.npeers = 2;
+	wg_desired_clear(&w);
+
+	want_init(&w);
+	wg_peer_add_allowed_ip(&w.peers[0], "10.64.1.7/24");
+	diff_is(d, &w, "public_key=" KA "\nupdate_only=true\nreplace_allowed_ips=true\n"
+	    "allowed_ip=10.64.0.2/32\nallowed_ip=10.64.1.0/24\nallowed_ip=fd00:64::2/128\n",
+	    "allowed IPs changed");
+	wg_desired_clear(&w);
+
+	want_init(&w);
+	wg_peer_add_allowed_ip(&w.peers[0], "10.64.0.2/32");
+	diff_is(d, &w, "", "duplicate allowed IP is no change");
+	wg_desired_clear(&w);
+
+	want_init(&w);
+	strcpy(w.peers[1].endpoint, "[2001:db8::6]:51821");
+	w.peers[0].endpoint[0] = '\0';
+	diff_is(d, &w, "public_key=" KB "\nupdate_only=true\nendpoint=[2001:db8::6]:51821\n",
+	    "endpoint changed (and \"\" leaves one alone)");
+	w.peers[0].keepalive = 0;
+	diff_is(d, &w, "public_key=" KA "\nupdate_only=true\npersistent_keepalive_interval=0\n"
+	    "public_key=" KB "\nupdate_only=true\nendpoint=[2001:db8::6]:51821\n",
+	    "keepalive off; peers in key order");
+	wg_desired_clear(&w);
+
+	want_init(&w);
+	w.listen_port = 51821;
+	diff_is(d, &w, "listen_port=51821\n", "listen port changed");
+	w.listen_port = 0;
+	diff_is(d, &w, "", "listen port 0 means any");
+	wg_desired_clear(&w);
+
+	want_init(&w);
+	uapi_key_from_hex(w.private_key, PRIV2, 64);
+	diff_is(d, &w, "private_key=" PRIV2 "\n", "private key changed");
+	w.private_key[0] = 0x4f;	/* clamps to 0x48 */
+	w.private_key[31] = 0xc8;	/* clamps to 0x48 */
+	memset(w.private_key + 1, 0x48, 30);
+	diff_is(d, &w, "", "unclamped private key equal after clamping");
+	memset(w.private_key, 0, 32);
+	diff_is(d, &w, "private_key=" ZERO "\n", "zero private key removes it");
+	wg_desired_clear(&w);
+
+	want_init(&w);
+	w.jc = 3, w.jmin = 10, w.jmax = 30, w.s1 = 15, w.s2 = 18;
+	strcpy(w.h[0], "1020325451");
+	diff_is(d, &w, "", "AWG params ignored without awg");
+	w.awg = true;
+	diff_is(d, &w, "jc=3\njmin=10\njmax=30\ns1=15\ns2=18\nh1=1020325451\n",
+	    "AWG params always with awg");
+	w.jc = 0, w.s3 = 20, w.s4 = 23;
+	strcpy(w.h[1], "100-200");
+	w.i[0] = strdup("<r 2><b 0x8580>");
+	diff_is(d, &w, "s1=15\ns2=18\ns3=20\ns4=23\nh1=1020325451\nh2=100-200\n"
+	    "i1=<r 2><b 0x8580>\n", "AWG 2.0 params, junk off");
+	strcpy(w.h[2], "200-100");
+	T_OK(uapi_diff(&body, &len, d, &w) == ERR_INVAL && body == NULL,
+	    "diff refuses: reversed h range");
+	w.h[2][0] = '\0';
+	free(w.i[0]);
+	w.i[0] = strdup("a\nremove=true");
+	T_OK(uapi_diff(&body, &len, d, &w) == ERR_INVAL, "diff refuses: newline in i1");
+	wg_desired_clear(&w);
+
+	want_init(&w);
+	uapi_key_from_hex(w.peers[1].public_key, KC, 64);	/* B out, C in */
+	w.peers[0].keepalive = 5;
+	diff_is(d, &w, "public_key=" KB "\nremove=true\n"
+	    "public_key=" KC "\nendpoint=[2001:db8::5]:51821\nallowed_ip=10.64.0.3/32\n"
+	    "public_key=" KA "\nupdate_only=true\npersistent_keepalive_interval=5\n",
+	    "remove, add, update in that order");
+	memcpy(w.peers[1].public_key, w.peers[0].public_key, 32);
+	T_OK(uapi_diff(&body, &len, d, &w) == ERR_INVAL, "diff refuses: duplicate peer");
+	wg_desired_clear(&w);
+
+	want_init(&w);
+	strcpy(w.peers[0].endpoint, "vpn.example.com:51820");
+	T_OK(uapi_diff(&body, &len, d, &w) == ERR_INVAL, "diff refuses: host name endpoint");
+	wg_desired_clear(&w);
+
+	/* ---- keys ---- */
+	memset(k, 0, sizeof(k));
+	uapi_key_to_base64(b64, k);
+	T_STREQ(b64, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "key: base64 of zeros");
+	uapi_key_from_hex(k, "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+	    64);
+	T_OK(uapi_public_key(k2, k) == 0, "key: public key");
+	uapi_key_to_hex(hex, k2);
+	T_STREQ(hex, "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a",
+	    "key: RFC 7748 public key");
+	uapi_key_to_base64(b64, k2);
+	T_OK(uapi_key_from_base64(k, b64) == 0 && memcmp(k, k2, 32) == 0,
+	    "key: base64 round trip");
+	T_OK(uapi_key_from_base64(k, "AAAA") != 0, "key: short base64 refused");
+	T_OK(uapi_key_from_base64(k, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA_") != 0,
+	    "key: URL-safe base64 refused");
+	T_OK(uapi_key_from_hex(k, R32("AA"), 64) == 0 && k[0] == 0xaa,
+	    "key: upper-case hex accepted");
+
+	/* ---- set bodies are checked before anything is sent ---- */
+	T_OK(uapi_set("/nonexistent/x.sock", "listen_port=1\n\nget=1\n", 21) == ERR_INVAL,
+	    "set refuses: blank line in the body");
+	T_OK(uapi_set("/nonexistent/x.sock", "listen_port=1", 13) == ERR_INVAL,
+	    "set refuses: unterminated body");
+	T_OK(uapi_set("/nonexistent/x.sock", "", 0) == ERR_SYS, "set: missing socket is ERR_SYS");
+	T_OK(uapi_get(&e, "/nonexistent/x.sock") == ERR_SYS && e == NULL,
+	    "get: missing socket is ERR_SYS");
+	wg_device_free(d);
+	wg_device_free(NULL);
+	wg_desired_clear(NULL);
+	T_DONE();
+}
