@@ -31,7 +31,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: buoy run --state-dir DIR [--listen HOST:PORT] [--dataplane none] [--verbose]\n"
+	    "usage: buoy run --state-dir DIR [--listen HOST:PORT] [--interface IF]\n"
+	    "                [--dataplane uapi|none] [--impl wireguard-go|amneziawg-go] [--verbose]\n"
 	    "       buoy keygen --state-dir DIR [--force]\n"
 	    "       buoy csr --state-dir DIR --fleet FLEET --name NODE\n"
 	    "       buoy --help | --version\n\n"
@@ -42,7 +43,11 @@ usage(FILE *f)
 	    "                     node.key (0600), controller.pub (the controller's Ed25519\n"
 	    "                     config-signing key) and, if present, crl.pem; buoy keeps the\n"
 	    "                     last applied signed config there (config.signed)\n"
-	    "  --dataplane KIND   none: record configs, configure nothing (benchmarks only)\n"
+	    "  --dataplane KIND   uapi (default): drive wireguard-go/amneziawg-go over UAPI,\n"
+	    "                     starting it when no interface exists; none: record configs,\n"
+	    "                     configure nothing (control-plane benchmarks only)\n"
+	    "  --interface IF     the data-plane interface (default awg0)\n"
+	    "  --impl NAME        the userspace implementation to run (default wireguard-go)\n"
 	    "  --listen HOST:PORT where to serve (default 0.0.0.0:" BUOY_PORT "; port 0 picks one)\n"
 	    "  --verbose          debug logging\n\n"
 	    "keygen makes the node's TLS key (node.key) and WireGuard key (wg.key), both 0600,\n"
@@ -86,10 +91,13 @@ cmd_run(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "dataplane", required_argument, NULL, 'D' },
+		{ "interface", required_argument, NULL, 'i' },
+		{ "impl", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = NULL, *listen = "0.0.0.0:" BUOY_PORT, *colon, *dpkind = "none";
+	const char *dir = NULL, *listen = "0.0.0.0:" BUOY_PORT, *colon, *dpkind = "uapi";
+	const char *ifname = "awg0", *impl = "wireguard-go";
 	struct node_config nc;
 	char ca[4096], cert[4096], key[4096], crl[4096], host[256];
 	struct tls_config tc;
@@ -110,6 +118,8 @@ cmd_run(int argc, char **argv)
 		case 'l': listen = optarg; break;
 		case 'v': log_set_level(LOG_DEBUG); break;
 		case 'D': dpkind = optarg; break;
+		case 'i': ifname = optarg; break;
+		case 'I': impl = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -154,12 +164,6 @@ cmd_run(int argc, char **argv)
 		ctl.started = (uint64_t)ts.tv_sec;
 	}
 	ctl.next_seq = 1;
-	if (strcmp(dpkind, "none") != 0) {
-		log_warnx("buoy: unknown --dataplane '%s'", dpkind);
-		return 2;
-	}
-	if ((ctl.dp = dp_none_new()) == NULL)
-		fatalx("buoy: out of memory");
 	if (config_open(&nc, dir, &ctl.self) != 0) {
 		log_warnx("buoy: %s", err_last());
 		return 1;
@@ -167,6 +171,21 @@ cmd_run(int argc, char **argv)
 	ctl.nc = &nc;
 	if ((base = event_base_new()) == NULL)
 		fatalx("buoy: event_base_new failed");
+	if (strcmp(dpkind, "none") == 0) {
+		ctl.dp = dp_none_new();
+		log_warnx("buoy: data plane 'none': configs are recorded, nothing is configured "
+		    "(a benchmark mode)");
+	} else if (strcmp(dpkind, "uapi") == 0) {
+		ctl.dp = dp_uapi_new(base, dir, ifname, impl,
+		    (const Pharos__V1__NodeConfig *const *)&nc.cfg);
+	} else {
+		log_warnx("buoy: unknown --dataplane '%s' (uapi or none)", dpkind);
+		return 2;
+	}
+	if (ctl.dp == NULL) {
+		log_warnx("buoy: data plane: %s", err_last());
+		return 1;
+	}
 	ctl.base = base;
 	/* The last signed config comes back up before any controller contact. */
 	control_boot(&ctl);

@@ -34,6 +34,14 @@ struct dataplane {
 	void		*ctx;
 };
 
+struct event_base;
+
 struct dataplane *dp_none_new(void);
+/*
+ * wireguard-go (impl "wireguard-go") or amneziawg-go on interface ifname; the private key
+ * is DIR/wg.key. *current is the running config, re-applied after a restart.
+ */
+struct dataplane *dp_uapi_new(struct event_base *, const char *dir, const char *ifname,
+	    const char *impl, const Pharos__V1__NodeConfig *const *current);
 
 #endif

@@ -25,16 +25,16 @@ cp "$tmp/pki/node-a.pem" "$s/node.pem"
 install -m 0600 "$tmp/pki/node-a.key" "$s/node.key"
 
 expect_rc "buoy run without --state-dir: exit 2" 2 "$build/buoy" run
-expect_rc "buoy run on an empty dir: exit 1" 1 "$build/buoy" run --state-dir "$tmp" --listen 127.0.0.1:0
+expect_rc "buoy run on an empty dir: exit 1" 1 "$build/buoy" run --state-dir "$tmp" --listen 127.0.0.1:0 --dataplane none
 check "empty dir: says which identity it could not load" grep -q "cannot load the node's identity" "$ERR"
 mkdir -p "$tmp/ctl"
 cp "$tmp/pki/ca.pem" "$tmp/ctl/"
 cp "$tmp/pki/controller.pem" "$tmp/ctl/node.pem"
 install -m 0600 "$tmp/pki/controller.key" "$tmp/ctl/node.key"
-expect_rc "a controller certificate is not a node's: exit 1" 1 "$build/buoy" run --state-dir "$tmp/ctl" --listen 127.0.0.1:0
+expect_rc "a controller certificate is not a node's: exit 1" 1 "$build/buoy" run --state-dir "$tmp/ctl" --listen 127.0.0.1:0 --dataplane none
 check "controller certificate: says so" grep -q "is not a node certificate" "$ERR"
 
-"$build/buoy" run --state-dir "$s" --listen 127.0.0.1:0 2>"$tmp/buoy.log" &
+"$build/buoy" run --state-dir "$s" --listen 127.0.0.1:0 --dataplane none 2>"$tmp/buoy.log" &
 pid=$!
 port=
 for _ in $(seq 100); do

@@ -45,7 +45,7 @@ start_server() { # EXTRA ARGS...
 	local seen
 	seen=$(wc -l <"$tmp/server.log")
 	if [ "$mode" = buoy ]; then
-		"$build/buoy" run --state-dir "$tmp/state" --listen 127.0.0.1:0 \
+		"$build/buoy" run --state-dir "$tmp/state" --listen 127.0.0.1:0 --dataplane none \
 		    >"$tmp/server.out" 2>>"$tmp/server.log" &
 	else
 		"$peer" serve --listen 127.0.0.1:0 --ca "$p/ca.pem" --cert "$p/node-a.pem" \

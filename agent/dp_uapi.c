@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The UAPI data plane: wireguard-go (or amneziawg-go) driven over its UAPI socket.
+ * apply() makes sure the implementation runs (a kernel interface or an already running
+ * one is used as it is), computes the difference between the live device and the
+ * config (lib/uapi.c) and sends only that, then the interface's addresses, MTU and link
+ * state, and for an exit node forwarding and NAT. A one-second check restarts the
+ * implementation if it died and re-applies the running config. The implementation is
+ * left running when buoy exits: tunnels outlive the agent.
+ */
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <event2/event.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dataplane.h"
+#include "err.h"
+#include "fsutil.h"
+#include "keys.h"
+#include "log.h"
+#include "uapi.h"
+#include "wgproc.h"
+
+#define CHECK_INTERVAL_MS	1000
+#define SOCKET_WAIT_MS		5000
+#define ACTIVE_WINDOW_S		180	/* WireGuard's REJECT_AFTER_TIME */
+
+struct uapi_dp {
+	struct dataplane		 dp;
+	struct event_base		*base;
+	char				 ifname[16];
+	char				 impl[64];
+	char				 sock[128];
+	char				 log[1100];
+	uint8_t				 priv[32];
+	pid_t				 pid;
+	unsigned			 restarts;
+	bool				 up;
+	const Pharos__V1__NodeConfig	*const *current;
+	struct event			*check;
+	char				 detail[128];
+};
+
+static bool
+alive(struct uapi_dp *u)
+{
+	struct wg_device *dev = NULL;
+
+	if (uapi_get_timeout(&dev, u->sock, 300) != 0)
+		return false;
+	wg_device_free(dev);
+	return true;
+}
+
+static int
+ensure_running(struct uapi_dp *u)
+{
+	if (alive(u))
+		return 0;
+	if (wgproc_start(&u->pid, u->impl, u->ifname, u->log) != 0)
+		return ERR_SYS;
+	if (wgproc_wait_socket(u->sock, SOCKET_WAIT_MS) != 0) {
+		err_set("%s did not open %s within %d ms (see %s)", u->impl, u->sock,
+		    SOCKET_WAIT_MS, u->log);
+		return ERR_SYS;
+	}
+	log_info("buoy: started %s interface=%s pid=%d", u->impl, u->ifname, (int)u->pid);
+	return 0;
+}
+
+static bool
+has_role(const Pharos__V1__NodeConfig *cfg, Pharos__V1__Role r)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_roles; i++)
+		if (cfg->roles[i] == r)
+			return true;
+	return false;
+}
+
+static int
+build_desired(struct uapi_dp *u, const Pharos__V1__NodeConfig *cfg, struct wg_desired *d)
+{
+	size_t i, j;
+
+	memset(d, 0, sizeof(*d));
+	memcpy(d->private_key, u->priv, 32);
+	d->listen_port = cfg->amneziawg != NULL ? (int)cfg->amneziawg->listen_port : 0;
+	if (cfg->n_peers > 0 && (d->peers = calloc(cfg->n_peers, sizeof(*d->peers))) == NULL)
+		return ERR_NOMEM;
+	for (i = 0; i < cfg->n_peers; i++) {
+		const Pharos__V1__Peer *p = cfg->peers[i];
+		struct wg_peer *w = &d->peers[d->npeers++];
+		if (p->public_key.len != 32) {
+			err_set("peer %zu: public key is %zu bytes", i, p->public_key.len);
+			return ERR_INVAL;
+		}
+		memcpy(w->public_key, p->public_key.data, 32);
+		snprintf(w->endpoint, sizeof(w->endpoint), "%s", p->endpoint ? p->endpoint : "");
+		w->keepalive = (int)p->persistent_keepalive;
+		for (j = 0; j < p->n_allowed_ips; j++)
+			if (wg_peer_add_allowed_ip(w, p->allowed_ips[j]) != 0)
+				return ERR_INVAL;
+	}
+	return 0;
+}
+
+/* Count what the diff does to peers, for the response and the log. */
+static void
+count(const struct wg_device *cur, const struct wg_desired *want, struct dp_result *res)
+{
+	size_t i, j;
+
+	memset(res, 0, sizeof(*res));
+	for (i = 0; i < want->npeers; i++) {
+		for (j = 0; j < cur->npeers; j++)
+			if (memcmp(want->peers[i].public_key, cur->peers[j].public_key, 32) == 0)
+				break;
+		if (j == cur->npeers)
+			res->peers_added++;
+	}
+	for (j = 0; j < cur->npeers; j++) {
+		for (i = 0; i < want->npeers; i++)
+			if (memcmp(want->peers[i].public_key, cur->peers[j].public_key, 32) == 0)
+				break;
+		if (i == want->npeers)
+			res->peers_removed++;
+	}
+}
+
+static int
+uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_result *res,
+    char *why, size_t whylen)
+{
+	struct uapi_dp *u = dp->ctx;
+	struct wg_desired want;
+	struct wg_device *cur = NULL;
+	const Pharos__V1__AwgInterface *ai = cfg->amneziawg;
+	char *body = NULL;
+	size_t len = 0;
+	int rc;
+	bool exit_role = has_role(cfg, PHAROS__V1__ROLE__ROLE_EXIT);
+
+	memset(res, 0, sizeof(*res));
+	if ((rc = ensure_running(u)) != 0 || (rc = build_desired(u, cfg, &want)) != 0)
+		goto fail;
+	if ((rc = uapi_get(&cur, u->sock)) != 0)
+		goto fail_want;
+	count(cur, &want, res);
+	if ((rc = uapi_diff(&body, &len, cur, &want)) != 0)
+		goto fail_want;
+	if (len > 0 && (rc = uapi_set(u->sock, body, len)) != 0)
+		goto fail_want;
+	rc = netcfg_apply(u->ifname, ai != NULL ? (const char *const *)ai->addresses : NULL,
+	    ai != NULL ? ai->n_addresses : 0, ai != NULL ? (int)ai->mtu : 0, true);
+	if (rc == 0 && exit_role)
+		rc = netcfg_forwarding(true);
+	if (rc == 0)
+		rc = netcfg_masquerade("pharos", u->ifname, exit_role);
+	if (rc != 0)
+		goto fail_want;
+	u->up = true;
+	u->detail[0] = '\0';
+	log_debug("buoy: uapi interface=%s set %zu bytes", u->ifname, len);
+	uapi_body_free(body, len);
+	wg_device_free(cur);
+	wg_desired_clear(&want);
+	return 0;
+fail_want:
+	uapi_body_free(body, len);
+	wg_device_free(cur);
+	wg_desired_clear(&want);
+fail:
+	snprintf(why, whylen, "%s", err_last());
+	snprintf(u->detail, sizeof(u->detail), "%s", err_last());
+	u->up = false;
+	return rc;
+}
+
+static void
+uapi_status(struct dataplane *dp, struct dp_status *st)
+{
+	struct uapi_dp *u = dp->ctx;
+	struct wg_device *dev = NULL;
+	time_t now = time(NULL);
+	size_t i;
+
+	memset(st, 0, sizeof(*st));
+	if (uapi_get_timeout(&dev, u->sock, 300) != 0) {
+		st->health = PHAROS__V1__HEALTH_STATE__HEALTH_STATE_DOWN;
+		snprintf(st->detail, sizeof(st->detail), "%s: %s", u->ifname, err_last());
+		return;
+	}
+	st->peer_count = (uint32_t)dev->npeers;
+	for (i = 0; i < dev->npeers; i++) {
+		const struct wg_peer *p = &dev->peers[i];
+		int64_t t = p->last_handshake_sec * 1000000000 + p->last_handshake_nsec;
+		if (p->last_handshake_sec > 0 && now - p->last_handshake_sec < ACTIVE_WINDOW_S)
+			st->peers_active++;
+		if (t > st->latest_handshake_nanos)
+			st->latest_handshake_nanos = t;
+		st->rx_bytes += p->rx_bytes;
+		st->tx_bytes += p->tx_bytes;
+	}
+	wg_device_free(dev);
+	st->health = u->detail[0] ? PHAROS__V1__HEALTH_STATE__HEALTH_STATE_DEGRADED :
+	    PHAROS__V1__HEALTH_STATE__HEALTH_STATE_UP;
+	snprintf(st->detail, sizeof(st->detail), "%s", u->detail);
+}
+
+/* Every second: reap, and if the implementation is gone, restart it and re-apply. */
+static void
+check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct uapi_dp *u = arg;
+	struct timeval tv = { CHECK_INTERVAL_MS / 1000, (CHECK_INTERVAL_MS % 1000) * 1000 };
+	struct dp_result res;
+	char why[256];
+
+	(void)fd;
+	(void)what;
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	if (u->up && *u->current != NULL && !alive(u)) {
+		u->restarts++;
+		log_warnx("buoy: %s interface=%s is gone; restarting it (restart %u)", u->impl,
+		    u->ifname, u->restarts);
+		if (uapi_apply(&u->dp, *u->current, &res, why, sizeof(why)) != 0)
+			log_warnx("buoy: re-applying after the restart failed: %s", why);
+		else
+			log_info("buoy: %s restarted and the running config re-applied", u->impl);
+	}
+	evtimer_add(u->check, &tv);
+}
+
+static void
+uapi_free(struct dataplane *dp)
+{
+	struct uapi_dp *u = dp->ctx;
+
+	if (u->check != NULL)
+		event_free(u->check);
+	sodium_memzero(u->priv, sizeof(u->priv));
+	free(u);
+}
+
+struct dataplane *
+dp_uapi_new(struct event_base *base, const char *dir, const char *ifname, const char *impl,
+    const Pharos__V1__NodeConfig *const *current)
+{
+	struct uapi_dp *u;
+	struct timeval tv = { 1, 0 };
+	char path[1100], *text = NULL;
+	size_t len;
+	bool awg = strstr(impl, "amneziawg") != NULL;
+
+	if (strlen(ifname) == 0 || strlen(ifname) > 15) {
+		err_set("interface name '%s' must be 1-15 characters", ifname);
+		return NULL;
+	}
+	if ((u = calloc(1, sizeof(*u))) == NULL)
+		return NULL;
+	u->base = base;
+	u->current = current;
+	snprintf(u->ifname, sizeof(u->ifname), "%s", ifname);
+	snprintf(u->impl, sizeof(u->impl), "%s", impl);
+	snprintf(u->sock, sizeof(u->sock), "/var/run/%s/%s.sock",
+	    awg ? "amneziawg" : "wireguard", ifname);
+	snprintf(u->log, sizeof(u->log), "%s/%s.log", dir, ifname);
+	snprintf(path, sizeof(path), "%s/%s", dir, WG_KEY_FILE);
+	if (fs_read_file(&text, &len, path, 256) == 0)
+		while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+			text[--len] = '\0';
+	if (text == NULL || uapi_key_from_base64(u->priv, text) != 0) {
+		err_set("%s: no WireGuard key (run buoy keygen)", path);
+		if (text != NULL)
+			sodium_memzero(text, len);
+		free(text);
+		free(u);
+		return NULL;
+	}
+	sodium_memzero(text, len);
+	free(text);
+	u->dp.name = "uapi";
+	u->dp.apply = uapi_apply;
+	u->dp.status = uapi_status;
+	u->dp.free = uapi_free;
+	u->dp.ctx = u;
+	if ((u->check = evtimer_new(base, check_cb, u)) != NULL)
+		evtimer_add(u->check, &tv);
+	return &u->dp;
+}
