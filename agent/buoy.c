@@ -83,6 +83,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	grpc_server_shutdown(server, stopped, arg);
 }
 
+static const Pharos__V1__NodeConfig *
+running_config(void *arg)
+{
+	return config_view(arg);
+}
+
 static int
 cmd_run(int argc, char **argv)
 {
@@ -176,8 +182,7 @@ cmd_run(int argc, char **argv)
 		log_warnx("buoy: data plane 'none': configs are recorded, nothing is configured "
 		    "(a benchmark mode)");
 	} else if (strcmp(dpkind, "uapi") == 0) {
-		ctl.dp = dp_uapi_new(base, dir, ifname, impl,
-		    (const Pharos__V1__NodeConfig *const *)&nc.cfg);
+		ctl.dp = dp_uapi_new(base, dir, ifname, impl, running_config, &nc);
 	} else {
 		log_warnx("buoy: unknown --dataplane '%s' (uapi or none)", dpkind);
 		return 2;

@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "err.h"
@@ -40,12 +45,88 @@ config_open(struct node_config *nc, const char *dir, const struct spiffe *self)
 	return 0;
 }
 
+static void
+deltas_free(struct node_config *nc)
+{
+	while (nc->ndeltas > 0)
+		pharos__v1__peer_delta__free_unpacked(nc->deltas[--nc->ndeltas], NULL);
+	free(nc->deltas);
+	nc->deltas = NULL;
+	nc->capdeltas = 0;
+	free(nc->view_peers);
+	nc->view_peers = NULL;
+	nc->have_view = false;
+	nc->delta_serial = 0;
+}
+
 void
 config_close(struct node_config *nc)
 {
+	deltas_free(nc);
 	if (nc->cfg != NULL)
 		pharos__v1__node_config__free_unpacked(nc->cfg, NULL);
 	nc->cfg = NULL;
+}
+
+const Pharos__V1__NodeConfig *
+config_view(const struct node_config *nc)
+{
+	return nc->cfg == NULL ? NULL : nc->have_view ? &nc->view : nc->cfg;
+}
+
+/* The view starts as cfg itself with its own peer array (pointers into cfg). */
+static int
+view_reset(struct node_config *nc)
+{
+	size_t n = nc->cfg->n_peers;
+
+	free(nc->view_peers);
+	if ((nc->view_peers = calloc(n + 1, sizeof(*nc->view_peers))) == NULL)
+		return ERR_NOMEM;
+	memcpy(nc->view_peers, nc->cfg->peers, n * sizeof(*nc->view_peers));
+	nc->view = *nc->cfg;
+	nc->view.peers = nc->view_peers;
+	nc->view.n_peers = n;
+	nc->have_view = true;
+	return 0;
+}
+
+static ssize_t
+view_find(const struct node_config *nc, const uint8_t *key, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < nc->view.n_peers; i++)
+		if (nc->view_peers[i]->public_key.len == len &&
+		    memcmp(nc->view_peers[i]->public_key.data, key, len) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Apply a delta to the view (its peers stay owned by the delta). */
+static int
+view_apply(struct node_config *nc, const Pharos__V1__PeerDelta *d)
+{
+	size_t i, n = nc->view.n_peers + d->n_add;
+	Pharos__V1__Peer **np;
+	ssize_t at;
+
+	if ((np = realloc(nc->view_peers, (n + 1) * sizeof(*np))) == NULL)
+		return ERR_NOMEM;
+	nc->view_peers = np;
+	nc->view.peers = np;
+	for (i = 0; i < d->n_add; i++) {
+		if ((at = view_find(nc, d->add[i]->public_key.data, d->add[i]->public_key.len)) >= 0)
+			np[at] = d->add[i];
+		else
+			np[nc->view.n_peers++] = d->add[i];
+	}
+	for (i = 0; i < d->n_remove; i++) {
+		if ((at = view_find(nc, d->remove[i].data, d->remove[i].len)) < 0)
+			continue;
+		np[at] = np[--nc->view.n_peers];
+	}
+	return 0;
 }
 
 void
@@ -106,16 +187,16 @@ config_check(struct node_config *nc, const uint8_t *req, size_t len, struct conf
 		pharos__v1__node_config__free_unpacked(cfg, NULL);
 		goto out;
 	}
-	if (nc->cfg != NULL && cfg->serial == nc->cfg->serial &&
+	if (nc->cfg != NULL && cfg->serial == nc->cfg->serial && nc->delta_serial == 0 &&
 	    memcmp(cc->hash, nc->hash, 32) == 0) {
 		cc->verdict = CONFIG_SAME;
 		pharos__v1__node_config__free_unpacked(cfg, NULL);
 		goto out;
 	}
-	if (nc->cfg != NULL && cfg->serial <= nc->cfg->serial) {
+	if (nc->cfg != NULL && cfg->serial <= nc->serial) {
 		refuse(cc, GRPC_FAILED_PRECONDITION, "serial %llu (revision %.12s) is not newer "
 		    "than the running %llu (revision %.12s)", (unsigned long long)cfg->serial,
-		    cfg->revision, (unsigned long long)nc->cfg->serial, nc->cfg->revision);
+		    cfg->revision, (unsigned long long)nc->serial, nc->cfg->revision);
 		pharos__v1__node_config__free_unpacked(cfg, NULL);
 		goto out;
 	}
@@ -148,6 +229,207 @@ config_commit(struct node_config *nc, const uint8_t *req, size_t len, struct con
 	cc->cfg = NULL;		/* owned by the node config now */
 	memcpy(nc->hash, cc->hash, 32);
 	nc->applied_nanos = unix_nanos();
+	nc->serial = nc->cfg->serial;
+	/* A new config starts a new chain of deltas (the old ones no longer apply). */
+	snprintf(path, sizeof(path), "%s/%s", nc->dir, DELTAS_FILE);
+	if (req != NULL && unlink(path) != 0 && errno != ENOENT)
+		log_warn("buoy: %s", path);
+	return view_reset(nc);
+}
+
+void
+config_delta_check_free(struct delta_check *dc)
+{
+	if (dc->delta != NULL)
+		pharos__v1__peer_delta__free_unpacked(dc->delta, NULL);
+	dc->delta = NULL;
+}
+
+static void
+drefuse(struct delta_check *dc, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+drefuse(struct delta_check *dc, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	dc->verdict = DELTA_REFUSED;
+	dc->grpc_status = status;
+	va_start(ap, fmt);
+	vsnprintf(dc->why, sizeof(dc->why), fmt, ap);
+	va_end(ap);
+}
+
+/* kind: 1 add, 0 remove, -1 either (replay from disk). */
+static void
+delta_check(struct node_config *nc, const uint8_t *req, size_t len, int kind,
+    struct delta_check *dc)
+{
+	Pharos__V1__AddPeerRequest *r;
+	Pharos__V1__PeerDelta *d;
+	size_t i;
+
+	memset(dc, 0, sizeof(*dc));
+	/* AddPeerRequest and RemovePeerRequest have the same fields. */
+	if ((r = pharos__v1__add_peer_request__unpack(NULL, len, req)) == NULL) {
+		drefuse(dc, GRPC_INVALID_ARGUMENT, "malformed request");
+		return;
+	}
+	if (!nc->have_pub || r->signature.len != crypto_sign_BYTES ||
+	    crypto_sign_verify_detached(r->signature.data, r->delta.data, r->delta.len,
+	    nc->controller_pub) != 0) {
+		drefuse(dc, GRPC_PERMISSION_DENIED, "signature does not verify with the pinned "
+		    "controller key");
+		goto out;
+	}
+	if ((d = pharos__v1__peer_delta__unpack(NULL, r->delta.len, r->delta.data)) == NULL) {
+		drefuse(dc, GRPC_INVALID_ARGUMENT, "signed delta is not a PeerDelta");
+		goto out;
+	}
+	if (strcmp(d->fleet_id, nc->self.trust_domain) != 0 || strcmp(d->node, nc->self.name) != 0)
+		drefuse(dc, GRPC_PERMISSION_DENIED, "delta is for %s/%s, this is %s/%s",
+		    d->fleet_id, d->node, nc->self.trust_domain, nc->self.name);
+	else if (nc->cfg == NULL)
+		drefuse(dc, GRPC_FAILED_PRECONDITION, "no config runs yet; send ApplyConfig first");
+	else if (nc->delta_serial != 0 && d->serial == nc->delta_serial)
+		dc->verdict = DELTA_SAME;	/* a retry of the last one */
+	else if (d->base_serial != nc->serial)
+		drefuse(dc, GRPC_FAILED_PRECONDITION, "delta is based on serial %llu; this node "
+		    "runs %llu", (unsigned long long)d->base_serial,
+		    (unsigned long long)nc->serial);
+	else if (d->serial <= d->base_serial)
+		drefuse(dc, GRPC_INVALID_ARGUMENT, "delta serial %llu is not above its base %llu",
+		    (unsigned long long)d->serial, (unsigned long long)d->base_serial);
+	else if (kind == 1 && (d->n_remove > 0 || d->n_remove_users > 0))
+		drefuse(dc, GRPC_INVALID_ARGUMENT, "AddPeer carries removals");
+	else if (kind == 0 && (d->n_add > 0 || d->n_add_users > 0))
+		drefuse(dc, GRPC_INVALID_ARGUMENT, "RemovePeer carries additions");
+	for (i = 0; dc->verdict == DELTA_NEW && i < d->n_add; i++)
+		if (d->add[i]->public_key.len != 32)
+			drefuse(dc, GRPC_INVALID_ARGUMENT, "add[%zu]: public key is %zu bytes", i,
+			    d->add[i]->public_key.len);
+	for (i = 0; dc->verdict == DELTA_NEW && i < d->n_remove; i++)
+		if (d->remove[i].len != 32)
+			drefuse(dc, GRPC_INVALID_ARGUMENT, "remove[%zu]: public key is %zu bytes", i,
+			    d->remove[i].len);
+	if (dc->verdict == DELTA_NEW)
+		dc->delta = d;
+	else
+		pharos__v1__peer_delta__free_unpacked(d, NULL);
+out:
+	pharos__v1__add_peer_request__free_unpacked(r, NULL);
+}
+
+void
+config_delta_check(struct node_config *nc, const uint8_t *req, size_t len, bool add,
+    struct delta_check *dc)
+{
+	delta_check(nc, req, len, add ? 1 : 0, dc);
+}
+
+static int
+delta_keep(struct node_config *nc, struct delta_check *dc)
+{
+	int rc;
+
+	if (nc->ndeltas == nc->capdeltas) {
+		size_t cap = nc->capdeltas ? nc->capdeltas * 2 : 16;
+		Pharos__V1__PeerDelta **nd = realloc(nc->deltas, cap * sizeof(*nd));
+		if (nd == NULL)
+			return ERR_NOMEM;
+		nc->deltas = nd;
+		nc->capdeltas = cap;
+	}
+	if ((rc = view_apply(nc, dc->delta)) != 0)
+		return rc;
+	nc->deltas[nc->ndeltas++] = dc->delta;
+	nc->serial = nc->delta_serial = dc->delta->serial;
+	dc->delta = NULL;	/* owned by the node config now */
+	return 0;
+}
+
+/*
+ * Append one record (4-byte big-endian length, then the request) and fdatasync before
+ * answering: an acknowledged delta survives a crash; a torn last record is detected at
+ * boot and ignored (it was never acknowledged).
+ */
+int
+config_delta_commit(struct node_config *nc, const uint8_t *req, size_t len,
+    struct delta_check *dc)
+{
+	char path[1100];
+	uint8_t hdr[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+	    (uint8_t)len };
+	struct iovec iov[2] = { { hdr, 4 }, { (void *)(uintptr_t)req, len } };
+	ssize_t w;
+	int fd, created;
+
+	snprintf(path, sizeof(path), "%s/%s", nc->dir, DELTAS_FILE);
+	created = access(path, F_OK) != 0;
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		err_setsys("%s", path);
+		return ERR_SYS;
+	}
+	w = writev(fd, iov, 2);
+	if (w != (ssize_t)(len + 4) || fdatasync(fd) != 0) {
+		err_setsys("%s: append", path);
+		close(fd);
+		return ERR_SYS;
+	}
+	close(fd);
+	if (created) {
+		int dfd = open(nc->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	return delta_keep(nc, dc);
+}
+
+int
+config_deltas_load(struct node_config *nc, int (*apply)(void *, const Pharos__V1__PeerDelta *),
+    void *arg)
+{
+	char path[1100], *buf = NULL;
+	size_t len, off = 0, n = 0;
+	struct delta_check dc;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", nc->dir, DELTAS_FILE);
+	if ((rc = fs_read_file(&buf, &len, path, DELTAS_MAX)) != 0)
+		return rc == ERR_NOTFOUND ? 0 : rc;
+	while (off + 4 <= len) {
+		size_t rl = (size_t)(uint8_t)buf[off] << 24 | (size_t)(uint8_t)buf[off + 1] << 16 |
+		    (size_t)(uint8_t)buf[off + 2] << 8 | (uint8_t)buf[off + 3];
+		if (rl > len - off - 4) {
+			log_warnx("buoy: %s: a torn last record (never acknowledged) is ignored",
+			    path);
+			break;
+		}
+		delta_check(nc, (const uint8_t *)buf + off + 4, rl, -1, &dc);
+		if (dc.verdict != DELTA_NEW) {
+			log_warnx("buoy: %s: record %zu refused: %s; the rest is not applied", path,
+			    n + 1, dc.verdict == DELTA_SAME ? "a repeat" : dc.why);
+			config_delta_check_free(&dc);
+			break;
+		}
+		if (apply != NULL && apply(arg, dc.delta) != 0) {
+			config_delta_check_free(&dc);
+			break;
+		}
+		if ((rc = delta_keep(nc, &dc)) != 0) {
+			config_delta_check_free(&dc);
+			break;
+		}
+		off += 4 + rl;
+		n++;
+	}
+	free(buf);
+	if (n > 0)
+		log_info("buoy: replayed %zu signed peer deltas; serial %llu", n,
+		    (unsigned long long)nc->serial);
 	return 0;
 }
 

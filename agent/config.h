@@ -16,6 +16,8 @@
 #include "pki.h"
 
 #define CONFIG_FILE		"config.signed"
+#define DELTAS_FILE		"deltas.signed"	/* signed PeerDeltas since the config */
+#define DELTAS_MAX		(64 * 1024 * 1024)
 #define CONTROLLER_PUB_FILE	"controller.pub"
 #define CONFIG_MAX		(4 * 1024 * 1024)
 
@@ -28,7 +30,40 @@ struct node_config {
 	Pharos__V1__NodeConfig	*cfg;		/* NULL: nothing applied yet */
 	uint8_t			 hash[32];	/* SHA-256 of the config bytes */
 	int64_t			 applied_nanos;
+	/*
+	 * Signed peer deltas applied on top of cfg, in order; `view` is cfg with them
+	 * applied (a shallow copy whose peers point into cfg and the deltas). The data
+	 * plane and GetStatus see the view.
+	 */
+	Pharos__V1__PeerDelta	**deltas;
+	size_t			  ndeltas, capdeltas;
+	uint64_t		  serial;	/* cfg's serial, or the last delta's */
+	uint64_t		  delta_serial;	/* 0: no delta since cfg */
+	Pharos__V1__NodeConfig	  view;
+	Pharos__V1__Peer	**view_peers;
+	bool			  have_view;
 };
+
+/* The effective config (cfg plus deltas), or NULL if nothing runs. */
+const Pharos__V1__NodeConfig *config_view(const struct node_config *);
+
+struct delta_check {
+	enum config_verdict_d { DELTA_NEW, DELTA_SAME, DELTA_REFUSED } verdict;
+	int			 grpc_status;
+	char			 why[256];
+	Pharos__V1__PeerDelta	*delta;		/* DELTA_NEW: decoded (owned) */
+};
+
+/* Check a signed Add/RemovePeerRequest (same wire shape) against key, node and serial. */
+void	 config_delta_check(struct node_config *, const uint8_t *req, size_t len, bool add,
+	    struct delta_check *);
+/* After the data plane took it: append to DELTAS_FILE atomically and make it part of the view. */
+int	 config_delta_commit(struct node_config *, const uint8_t *req, size_t len,
+	    struct delta_check *);
+/* At boot, after config_load(): replay DELTAS_FILE; calls apply() for each verified delta. */
+int	 config_deltas_load(struct node_config *,
+	    int (*apply)(void *, const Pharos__V1__PeerDelta *), void *arg);
+void	 config_delta_check_free(struct delta_check *);
 
 /* The outcome of checking one request. */
 enum config_verdict {

@@ -72,8 +72,10 @@ get_status(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	st.now_unix_nanos = unix_nanos();
 	st.next_event_seq = ctl->next_seq;
 	if (ctl->nc->cfg != NULL) {
-		st.revision = ctl->nc->cfg->revision;
-		st.serial = ctl->nc->cfg->serial;
+		st.revision = ctl->nc->ndeltas > 0 ?
+		    ctl->nc->deltas[ctl->nc->ndeltas - 1]->revision : ctl->nc->cfg->revision;
+		st.serial = ctl->nc->serial;
+		st.delta_serial = ctl->nc->delta_serial;
 		st.config_hash.data = ctl->nc->hash;
 		st.config_hash.len = 32;
 		st.applied_unix_nanos = ctl->nc->applied_nanos;
@@ -248,15 +250,68 @@ control_boot(struct control *ctl)
 	}
 	if (rc != 0)
 		return;		/* logged: tampered, truncated or not ours */
-	if (ctl->dp->apply(ctl->dp, cc.cfg, &res, why, sizeof(why)) != 0) {
+	/* The config, then its signed deltas, then one data-plane apply of the result. */
+	config_commit(ctl->nc, NULL, 0, &cc);
+	config_deltas_load(ctl->nc, NULL, NULL);
+	if (ctl->dp->apply(ctl->dp, config_view(ctl->nc), &res, why, sizeof(why)) != 0) {
 		log_warnx("buoy: re-applying the persisted config failed: %s", why);
-		config_check_free(&cc);
 		return;
 	}
-	config_commit(ctl->nc, NULL, 0, &cc);
 	log_info("buoy: re-applied the persisted config revision=%.12s serial=%llu peers=%zu",
-	    ctl->nc->cfg->revision, (unsigned long long)ctl->nc->cfg->serial,
-	    ctl->nc->cfg->n_peers);
+	    ctl->nc->cfg->revision, (unsigned long long)ctl->nc->serial,
+	    config_view(ctl->nc)->n_peers);
+}
+
+/* AddPeer / RemovePeer: a signed PeerDelta on top of what runs. */
+static void
+peer_delta(struct grpc_call *call, const uint8_t *req, size_t len, struct control *ctl,
+    bool add)
+{
+	struct delta_check dc;
+	struct dp_result res;
+	Pharos__V1__PeerResponse resp = PHAROS__V1__PEER_RESPONSE__INIT;
+	char why[256] = "";
+
+	config_delta_check(ctl->nc, req, len, add, &dc);
+	if (dc.verdict == DELTA_REFUSED) {
+		log_warnx("buoy: %s refused peer=%s reason=\"%s\"", add ? "AddPeer" : "RemovePeer",
+		    grpc_call_peer_addr(call), dc.why);
+		grpc_call_finish(call, dc.grpc_status, dc.why);
+		return;
+	}
+	memset(&res, 0, sizeof(res));
+	if (dc.verdict == DELTA_NEW) {
+		if (ctl->dp->apply_delta(ctl->dp, dc.delta, &res, why, sizeof(why)) != 0) {
+			config_delta_check_free(&dc);
+			grpc_call_finish(call, GRPC_UNAVAILABLE, why);
+			return;
+		}
+		if (config_delta_commit(ctl->nc, req, len, &dc) != 0) {
+			log_warnx("buoy: delta applied but cannot persist: %s", err_last());
+			config_delta_check_free(&dc);
+			grpc_call_finish(call, GRPC_INTERNAL, err_last());
+			return;
+		}
+		log_debug("buoy: %s serial=%llu +%u/-%u", add ? "AddPeer" : "RemovePeer",
+		    (unsigned long long)ctl->nc->serial, res.peers_added, res.peers_removed);
+	}
+	resp.serial = ctl->nc->serial;
+	resp.peer_count = (uint32_t)config_view(ctl->nc)->n_peers;
+	resp.peers_changed = res.peers_added + res.peers_removed;
+	resp.detail = dc.verdict == DELTA_SAME ? "already applied" : "applied";
+	reply_msg(call, &resp.base);
+}
+
+static void
+add_peer(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	peer_delta(call, req, len, arg, true);
+}
+
+static void
+remove_peer(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	peer_delta(call, req, len, arg, false);
 }
 
 static void
@@ -276,15 +331,17 @@ control_methods(struct control *ctl, size_t *n)
 		{ SVC "GetStatus", false, get_status, NULL },
 		{ SVC "WatchEvents", true, watch_events, NULL },
 		{ SVC "ApplyConfig", false, apply_config, NULL },
-		{ SVC "AddPeer", false, not_yet, "AddPeer: this buoy has no data plane yet" },
-		{ SVC "RemovePeer", false, not_yet, "RemovePeer: this buoy has no data plane yet" },
-		{ SVC "GetHandshakes", false, not_yet, "GetHandshakes: this buoy has no data plane yet" },
-		{ SVC "RestartService", false, not_yet, "RestartService: this buoy has no data plane yet" },
+		{ SVC "AddPeer", false, add_peer, NULL },
+		{ SVC "RemovePeer", false, remove_peer, NULL },
+		{ SVC "GetHandshakes", false, not_yet, "GetHandshakes: not implemented yet" },
+		{ SVC "RestartService", false, not_yet, "RestartService: not implemented yet" },
 	};
 
 	m[0].arg = ctl;
 	m[1].arg = ctl;
 	m[2].arg = ctl;
+	m[3].arg = ctl;
+	m[4].arg = ctl;
 	*n = sizeof(m) / sizeof(m[0]);
 	return m;
 }

@@ -29,6 +29,9 @@ struct dataplane {
 	/* Make the data plane match cfg; only the difference is applied. */
 	int		(*apply)(struct dataplane *, const Pharos__V1__NodeConfig *cfg,
 			    struct dp_result *, char *why, size_t whylen);
+	/* Add (or replace) and remove single peers, touching nothing else. */
+	int		(*apply_delta)(struct dataplane *, const Pharos__V1__PeerDelta *,
+			    struct dp_result *, char *why, size_t whylen);
 	void		(*status)(struct dataplane *, struct dp_status *);
 	void		(*free)(struct dataplane *);
 	void		*ctx;
@@ -39,9 +42,9 @@ struct event_base;
 struct dataplane *dp_none_new(void);
 /*
  * wireguard-go (impl "wireguard-go") or amneziawg-go on interface ifname; the private key
- * is DIR/wg.key. *current is the running config, re-applied after a restart.
+ * is DIR/wg.key. current(arg) is the running config, re-applied after a restart.
  */
 struct dataplane *dp_uapi_new(struct event_base *, const char *dir, const char *ifname,
-	    const char *impl, const Pharos__V1__NodeConfig *const *current);
+	    const char *impl, const Pharos__V1__NodeConfig *(*current)(void *), void *arg);
 
 #endif

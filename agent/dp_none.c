@@ -26,6 +26,22 @@ none_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_re
 	return 0;
 }
 
+static int
+none_delta(struct dataplane *dp, const Pharos__V1__PeerDelta *d, struct dp_result *res,
+    char *why, size_t whylen)
+{
+	struct none *n = dp->ctx;
+
+	(void)why;
+	(void)whylen;
+	memset(res, 0, sizeof(*res));
+	res->peers_added = (uint32_t)d->n_add;
+	res->peers_removed = (uint32_t)d->n_remove;
+	n->peers += (uint32_t)d->n_add;
+	n->peers -= (uint32_t)d->n_remove < n->peers ? (uint32_t)d->n_remove : n->peers;
+	return 0;
+}
+
 static void
 none_status(struct dataplane *dp, struct dp_status *st)
 {
@@ -55,6 +71,7 @@ dp_none_new(void)
 	}
 	dp->name = "none";
 	dp->apply = none_apply;
+	dp->apply_delta = none_delta;
 	dp->status = none_status;
 	dp->free = none_free;
 	return dp;

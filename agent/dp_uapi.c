@@ -41,7 +41,8 @@ struct uapi_dp {
 	pid_t				 pid;
 	unsigned			 restarts;
 	bool				 up;
-	const Pharos__V1__NodeConfig	*const *current;
+	const Pharos__V1__NodeConfig	*(*current)(void *);
+	void				*current_arg;
 	struct event			*check;
 	char				 detail[128];
 };
@@ -183,6 +184,49 @@ fail:
 	return rc;
 }
 
+/* Only these peers: no get, no diff, other peers untouched. */
+static int
+uapi_delta(struct dataplane *dp, const Pharos__V1__PeerDelta *d, struct dp_result *res,
+    char *why, size_t whylen)
+{
+	struct uapi_dp *u = dp->ctx;
+	char *body = NULL, hex[UAPI_KEY_HEX_LEN + 1];
+	size_t len = 0, i, j;
+	FILE *f;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if ((f = open_memstream(&body, &len)) == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return ERR_NOMEM;
+	}
+	for (i = 0; i < d->n_add; i++) {
+		const Pharos__V1__Peer *p = d->add[i];
+		uapi_key_to_hex(hex, p->public_key.data);
+		fprintf(f, "public_key=%s\nreplace_allowed_ips=true\n", hex);
+		for (j = 0; j < p->n_allowed_ips; j++)
+			fprintf(f, "allowed_ip=%s\n", p->allowed_ips[j]);
+		if (p->endpoint != NULL && p->endpoint[0] != '\0')
+			fprintf(f, "endpoint=%s\n", p->endpoint);
+		fprintf(f, "persistent_keepalive_interval=%u\n", p->persistent_keepalive);
+	}
+	for (i = 0; i < d->n_remove; i++) {
+		uapi_key_to_hex(hex, d->remove[i].data);
+		fprintf(f, "public_key=%s\nremove=true\n", hex);
+	}
+	fclose(f);
+	if ((rc = ensure_running(u)) == 0)
+		rc = uapi_set(u->sock, body, len);
+	free(body);
+	if (rc != 0) {
+		snprintf(why, whylen, "%s", err_last());
+		return rc;
+	}
+	res->peers_added = (uint32_t)d->n_add;
+	res->peers_removed = (uint32_t)d->n_remove;
+	return 0;
+}
+
 static void
 uapi_status(struct dataplane *dp, struct dp_status *st)
 {
@@ -223,15 +267,18 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 	struct dp_result res;
 	char why[256];
 
+	const Pharos__V1__NodeConfig *cfg;
+
 	(void)fd;
 	(void)what;
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
-	if (u->up && *u->current != NULL && !alive(u)) {
+	cfg = u->current(u->current_arg);
+	if (u->up && cfg != NULL && !alive(u)) {
 		u->restarts++;
 		log_warnx("buoy: %s interface=%s is gone; restarting it (restart %u)", u->impl,
 		    u->ifname, u->restarts);
-		if (uapi_apply(&u->dp, *u->current, &res, why, sizeof(why)) != 0)
+		if (uapi_apply(&u->dp, cfg, &res, why, sizeof(why)) != 0)
 			log_warnx("buoy: re-applying after the restart failed: %s", why);
 		else
 			log_info("buoy: %s restarted and the running config re-applied", u->impl);
@@ -252,7 +299,7 @@ uapi_free(struct dataplane *dp)
 
 struct dataplane *
 dp_uapi_new(struct event_base *base, const char *dir, const char *ifname, const char *impl,
-    const Pharos__V1__NodeConfig *const *current)
+    const Pharos__V1__NodeConfig *(*current)(void *), void *arg)
 {
 	struct uapi_dp *u;
 	struct timeval tv = { 1, 0 };
@@ -268,6 +315,7 @@ dp_uapi_new(struct event_base *base, const char *dir, const char *ifname, const 
 		return NULL;
 	u->base = base;
 	u->current = current;
+	u->current_arg = arg;
 	snprintf(u->ifname, sizeof(u->ifname), "%s", ifname);
 	snprintf(u->impl, sizeof(u->impl), "%s", impl);
 	snprintf(u->sock, sizeof(u->sock), "/var/run/%s/%s.sock",
@@ -289,6 +337,7 @@ dp_uapi_new(struct event_base *base, const char *dir, const char *ifname, const 
 	free(text);
 	u->dp.name = "uapi";
 	u->dp.apply = uapi_apply;
+	u->dp.apply_delta = uapi_delta;
 	u->dp.status = uapi_status;
 	u->dp.free = uapi_free;
 	u->dp.ctx = u;

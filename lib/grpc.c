@@ -2,7 +2,10 @@
 /*
  * gRPC server and client on nghttp2 + libevent (bufferevent_openssl) + OpenSSL.
  *
- * One struct conn per TLS connection, used by both sides. Input: the read callback feeds
+ * One struct conn per TLS connection, used by both sides. A client channel without an
+ * SSL_CTX runs cleartext h2c with prior knowledge instead (a plain bufferevent, c->ssl
+ * NULL): HTTP/2 starts as soon as TCP connects, with no ALPN, peer identity or
+ * authorize step. Input: the read callback feeds
  * everything buffered to nghttp2_session_mem_recv(), then flushes. Output: nghttp2's
  * send callback appends to the bufferevent's output buffer and answers WOULDBLOCK above
  * OUT_HIGH bytes, so a peer that does not read stops us producing (TCP backpressure);
@@ -61,7 +64,7 @@ struct grpc_channel;
 struct conn {
 	struct event_base	*base;
 	struct bufferevent	*bev;
-	SSL			*ssl;
+	SSL			*ssl;		/* NULL: cleartext h2c (client only) */
 	nghttp2_session		*h2;
 	struct grpc_server	*srv;		/* server side */
 	struct grpc_channel	*ch;		/* client side */
@@ -662,7 +665,10 @@ ccall_submit(struct conn *c, struct grpc_ccall *cc)
 	int32_t id;
 
 	nv[n++] = (nghttp2_nv)MAKE_NV(":method", "POST", 4);
-	nv[n++] = (nghttp2_nv)MAKE_NV(":scheme", "https", 5);
+	if (c->ssl != NULL)
+		nv[n++] = (nghttp2_nv)MAKE_NV(":scheme", "https", 5);
+	else
+		nv[n++] = (nghttp2_nv)MAKE_NV(":scheme", "http", 4);
 	nv[n++] = (nghttp2_nv)MAKE_NV_CS(":path", cc->path);
 	nv[n++] = (nghttp2_nv)MAKE_NV_CS(":authority", auth);
 	if (cc->deadline != 0) {
@@ -1193,7 +1199,10 @@ keepalive_cb(evutil_socket_t fd, short what, void *arg)
 static void channel_connected(struct grpc_channel *, struct conn *);
 static void channel_lost(struct grpc_channel *, struct conn *);
 
-/* TLS is up: check ALPN and the peer, start HTTP/2. */
+/*
+ * TLS is up: check ALPN and the peer, start HTTP/2. Cleartext (h2c, prior knowledge):
+ * TCP is up, and there is nothing to check.
+ */
 static void
 conn_established(struct conn *c)
 {
@@ -1204,22 +1213,24 @@ conn_established(struct conn *c)
 	unsigned max_streams;
 	struct timeval tv;
 
-	SSL_get0_alpn_selected(c->ssl, &alpn, &alpnlen);
-	if (alpnlen != 2 || memcmp(alpn, "h2", 2) != 0) {
-		log_warnx("tls: refused peer=%s reason=\"ALPN did not select h2\"", c->peer);
-		conn_kill(c, NULL);
-		return;
-	}
-	if (tls_peer(&c->peer_id, c->ssl) != 0) {
-		log_warnx("tls: refused peer=%s reason=\"%s\"", c->peer, err_last());
-		conn_kill(c, NULL);
-		return;
-	}
-	authz = c->srv != NULL ? c->srv->o.authorize : c->ch->o.authorize;
-	authz_arg = c->srv != NULL ? c->srv->o.authorize_arg : c->ch->o.authorize_arg;
-	if (authz != NULL && authz(c->ssl, &c->peer_id, c->peer, authz_arg) != 0) {
-		conn_kill(c, NULL);
-		return;
+	if (c->ssl != NULL) {
+		SSL_get0_alpn_selected(c->ssl, &alpn, &alpnlen);
+		if (alpnlen != 2 || memcmp(alpn, "h2", 2) != 0) {
+			log_warnx("tls: refused peer=%s reason=\"ALPN did not select h2\"", c->peer);
+			conn_kill(c, NULL);
+			return;
+		}
+		if (tls_peer(&c->peer_id, c->ssl) != 0) {
+			log_warnx("tls: refused peer=%s reason=\"%s\"", c->peer, err_last());
+			conn_kill(c, NULL);
+			return;
+		}
+		authz = c->srv != NULL ? c->srv->o.authorize : c->ch->o.authorize;
+		authz_arg = c->srv != NULL ? c->srv->o.authorize_arg : c->ch->o.authorize_arg;
+		if (authz != NULL && authz(c->ssl, &c->peer_id, c->peer, authz_arg) != 0) {
+			conn_kill(c, NULL);
+			return;
+		}
 	}
 	max_streams = c->srv != NULL ? c->srv->o.max_streams : 100;
 	if (h2_session_new(c, c->srv != NULL, max_streams) != 0) {
@@ -1252,14 +1263,24 @@ conn_eventcb(struct bufferevent *bev, short events, void *arg)
 		return;
 	}
 	if (events & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT)) {
-		if (!c->ready) {
+		if (!c->ready && c->ssl == NULL) {
+			/* libevent restores the connect's errno for a deferred callback. */
+			int e = EVUTIL_SOCKET_ERROR();
+			if (events & BEV_EVENT_TIMEOUT)
+				log_warnx("grpc: connect to %s timed out", c->peer);
+			else if ((events & BEV_EVENT_ERROR) && e != 0)
+				log_warnx("grpc: connect to %s failed: %s", c->peer,
+				    evutil_socket_error_to_string(e));
+			else
+				log_warnx("grpc: connect to %s failed: connection closed", c->peer);
+		} else if (!c->ready) {
 			/* tls_log_handshake_failure() says it once per connection. */
 			if (events & BEV_EVENT_TIMEOUT)
 				log_warnx("tls: refused peer=%s reason=\"handshake timed out\"", c->peer);
 			else
 				tls_log_handshake_failure(c->ssl, c->peer);
 			ERR_clear_error();
-		} else if (events & BEV_EVENT_ERROR) {
+		} else if ((events & BEV_EVENT_ERROR) && c->ssl != NULL) {
 			unsigned long e;
 			while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
 				log_debug("grpc: peer=%s tls error %s", c->peer,
@@ -1281,22 +1302,32 @@ conn_new(struct event_base *base, int fd, SSL_CTX *ctx, bool server, const char 
 	TAILQ_INIT(&c->calls);
 	TAILQ_INIT(&c->ccalls);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	if ((c->ssl = SSL_new(ctx)) == NULL) {
-		free(c);
-		return NULL;
+	if (ctx == NULL) {
+		/* Cleartext h2c, client only: the server refuses a NULL context. */
+		c->bev = bufferevent_socket_new(base, fd,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		if (c->bev == NULL) {
+			free(c);
+			return NULL;
+		}
+	} else {
+		if ((c->ssl = SSL_new(ctx)) == NULL) {
+			free(c);
+			return NULL;
+		}
+		tls_set_peer_addr(c->ssl, c->peer);
+		c->bev = bufferevent_openssl_socket_new(base, fd, c->ssl,
+		    server ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		if (c->bev == NULL) {
+			SSL_free(c->ssl);
+			free(c);
+			return NULL;
+		}
+		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	}
-	tls_set_peer_addr(c->ssl, c->peer);
-	c->bev = bufferevent_openssl_socket_new(base, fd, c->ssl,
-	    server ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (c->bev == NULL) {
-		SSL_free(c->ssl);
-		free(c);
-		return NULL;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
-	/* Bounds the handshake; lifted once HTTP/2 runs (keepalive takes over). */
+	/* Bounds the handshake (h2c: the connect); lifted once HTTP/2 runs (keepalive then). */
 	bufferevent_set_timeouts(c->bev, &hs, &hs);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	return c;
@@ -1341,7 +1372,7 @@ conn_free(struct conn *c)
 		SSL_shutdown(c->ssl);
 	ERR_clear_error();
 	if (c->bev != NULL)
-		bufferevent_free(c->bev);	/* frees the SSL and closes the socket */
+		bufferevent_free(c->bev);	/* frees the SSL (if any) and closes the socket */
 	free(c);
 }
 
@@ -1406,6 +1437,10 @@ grpc_server_new(struct event_base *base, const struct grpc_server_opts *o,
 {
 	struct grpc_server *srv;
 
+	if (o->ssl == NULL) {
+		err_set("grpc server: no TLS context (cleartext is client-only)");
+		return NULL;
+	}
 	if ((srv = calloc(1, sizeof(*srv))) == NULL)
 		return NULL;
 	srv->base = base;
@@ -1600,7 +1635,8 @@ channel_dial(struct grpc_channel *ch)
 	c->max_message = ch->o.max_message;
 	c->ka_ms = ch->o.keepalive_ms;
 	c->ka_timeout_ms = ch->o.keepalive_timeout_ms;
-	SSL_set_tlsext_host_name(c->ssl, ch->authority);
+	if (c->ssl != NULL)
+		SSL_set_tlsext_host_name(c->ssl, ch->authority);
 	ch->c = c;
 	if (bufferevent_socket_connect(c->bev, res->ai_addr, (int)res->ai_addrlen) != 0) {
 		freeaddrinfo(res);

@@ -4,7 +4,8 @@
  * OpenSSL: a server and a client ("channel"), unary and server-streaming calls, raw
  * message bytes (callers use protobuf-c). One event_base runs everything; callbacks
  * never block and are never called re-entrantly from an API function of the same
- * connection.
+ * connection. A channel may also speak cleartext h2c (grpc_channel_opts.ssl NULL), for
+ * loopback services such as the Xray API; the server is TLS only.
  *
  * Lifetimes. A server call (struct grpc_call) is handed to the method's handler and
  * stays valid until the handler calls grpc_call_finish() or the call's cancel callback
@@ -119,7 +120,7 @@ typedef int (*grpc_authorize_fn)(SSL *, const struct spiffe *peer_id, const char
     void *arg);
 
 struct grpc_server_opts {
-	SSL_CTX			*ssl;
+	SSL_CTX			*ssl;		/* required: grpc_server_new() refuses NULL */
 	grpc_authorize_fn	 authorize;	/* NULL: any verified peer */
 	void			*authorize_arg;
 	size_t			 max_message;	/* 0: GRPC_MAX_MESSAGE_DEFAULT */
@@ -129,6 +130,7 @@ struct grpc_server_opts {
 	size_t			 max_conns;	/* 0: 10,000 */
 };
 
+/* NULL on failure (no TLS context: err_last() says so; otherwise out of memory). */
 struct grpc_server *grpc_server_new(struct event_base *, const struct grpc_server_opts *,
 	    const struct grpc_method *methods, size_t nmethods);
 /* Listen on host:port (port "0" picks one); *bound gets the port. */
@@ -166,9 +168,15 @@ struct grpc_ccall;
 
 enum grpc_channel_state { GRPC_CH_IDLE, GRPC_CH_CONNECTING, GRPC_CH_READY, GRPC_CH_BACKOFF };
 
+/*
+ * ssl NULL selects cleartext h2c with prior knowledge (no Upgrade): the connection preface
+ * goes out as soon as TCP connects, requests carry ":scheme http", and authorize is never
+ * called (there is no peer identity: grpc_channel_peer() stays empty). Only for a trusted
+ * path such as loopback.
+ */
 struct grpc_channel_opts {
-	SSL_CTX			*ssl;
-	grpc_authorize_fn	 authorize;	/* e.g. only the node identity meant */
+	SSL_CTX			*ssl;		/* NULL: cleartext h2c */
+	grpc_authorize_fn	 authorize;	/* e.g. only the node identity meant; TLS only */
 	void			*authorize_arg;
 	const char		*authority;	/* :authority and SNI; NULL: host */
 	size_t			 max_message;

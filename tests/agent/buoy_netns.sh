@@ -115,6 +115,25 @@ out=$(push 3 --peer "$client_pub=10.64.0.2/32")
 # its own timers say the old one is dead (keepalive timeout 10 s + rekey timeout 5 s).
 check "peer back: ping works again (after the client's re-handshake)" ping_within 25
 
+# Live deltas: another peer comes and goes; the client's session is not touched.
+delta() { # add-peer|remove-peer BASE SERIAL args...
+	local cmd=$1 b=$2 n=$3
+	shift 3
+	ip netns exec "$NS_C" "$ctl" "$cmd" --target "10.198.0.1:$port" --ca "$p/ca.pem" \
+	    --cert "$p/controller.pem" --key "$p/controller.key" --sign-key "$tmp/sign.key" \
+	    --fleet alpha --node node-a --revision "d$n" --base-serial "$b" --serial "$n" "$@"
+}
+hs() { ip netns exec "$NS_N" wg show "$IF_N" latest-handshakes | awk -v k="$client_pub" '$1 == k {print $2}'; }
+other=$(wg genkey | wg pubkey)
+hs_before=$(hs)
+out=$(delta add-peer 3 4 --peer "$other=10.64.0.9/32")
+check "AddPeer live: applied ($(echo $out))" bash -c "[[ '$out' == *'peers serial=4 count=2'* ]]"
+check "AddPeer live: the node has both peers" bash -c "ip netns exec $NS_N wg show $IF_N peers | grep -qx '$other'"
+out=$(delta remove-peer 4 5 --remove "$other")
+check "RemovePeer live: applied ($(echo $out))" bash -c "[[ '$out' == *'peers serial=5 count=1'* ]]"
+check "live deltas: the client still passes traffic" pings
+check "live deltas: no re-handshake of the client (handshake time $hs_before unchanged)" test "$(hs)" = "$hs_before"
+
 kill -9 "$buoy_pid"; wait "$buoy_pid" 2>/dev/null; buoy_pid=
 check "buoy killed -9: the tunnel keeps passing traffic" ping_within 3
 start_buoy
@@ -122,7 +141,8 @@ t0=$(date +%s.%N)
 ok_restart=0
 ping_within 2 && ok_restart=1
 t1=$(date +%s.%N)
-check "buoy restarted with no controller: re-applied from disk" grep -q 're-applied the persisted config revision=r3' "$tmp/buoy.log"
+check "buoy restarted with no controller: config and deltas re-applied from disk" \
+    grep -q 're-applied the persisted config revision=r3 serial=5' "$tmp/buoy.log"
 check "buoy restarted: ping within 2 s ($(echo "$t1 - $t0" | bc | cut -c1-5) s)" test "$ok_restart" = 1
 
 wgpid=$(ip netns pids "$NS_N" | while read -r q; do

@@ -99,6 +99,35 @@ start
 check "truncated persisted config: refused" bash -c "tail -n 3 '$tmp/buoy.log' | grep -q 'refusing the persisted config'"
 out=$(apply 3 --peer "$K1=10.64.0.2/32")
 check "and a fresh signed config is still taken" bash -c "[[ '$out' == *'applied result=1 serial=3'* ]]"
+# Signed peer deltas on top of the config (serial 3, one peer K1).
+delta() { # add-peer|remove-peer BASE SERIAL [args]
+	local cmd=$1 b=$2 n=$3
+	shift 3
+	"$ctl" "$cmd" $(CONN) --sign-key "${SIGN:-$tmp/sign.key}" --fleet alpha --node node-a \
+	    --revision "d$n" --base-serial "$b" --serial "$n" "$@"
+}
+out=$(delta add-peer 3 4 --peer "$K2=10.64.0.3/32")
+check "AddPeer 3 -> 4 ($(echo $out))" bash -c "[[ '$out' == *'peers serial=4 count=2 changed=1'* ]]"
+out=$(delta add-peer 3 4 --peer "$K2=10.64.0.3/32")
+check "the same AddPeer again: already applied" bash -c "[[ '$out' == *'serial=4 count=2 changed=0'* ]]"
+out=$(delta add-peer 2 5 --peer "$K2=10.64.0.3/32")
+check "a delta on the wrong base: refused ($(echo $out | cut -c1-70))" bash -c "[[ '$out' == 'status 9 delta is based on serial 2; this node runs 4'* ]]"
+out=$(SIGN=$tmp/other.key delta add-peer 4 5 --peer "$K2=10.64.0.3/32")
+check "a delta signed by another key: refused" bash -c "[[ '$out' == 'status 7 signature does not verify'* ]]"
+out=$(delta remove-peer 4 5 --remove "$K1")
+check "RemovePeer 4 -> 5 ($(echo $out))" bash -c "[[ '$out' == *'peers serial=5 count=1 changed=1'* ]]"
+out=$(delta remove-peer 5 6 --peer "$K1=10.64.0.2/32")
+check "RemovePeer carrying an addition: refused" bash -c "[[ '$out' == 'status 3 RemovePeer carries additions'* ]]"
+st=$("$ctl" status $(CONN))
+check "GetStatus: serial 5, 1 peer ($(echo $st | cut -c1-40))" bash -c "[[ '$st' == *'revision=d5 serial=5 peers=1'* ]]"
+kill -9 "$pid"; wait "$pid" 2>/dev/null
+start
+check "after kill -9: the config and 2 deltas replayed" grep -q 'replayed 2 signed peer deltas; serial 5' "$tmp/buoy.log"
+st=$("$ctl" status $(CONN))
+check "after kill -9: serial 5, 1 peer" bash -c "[[ '$st' == *'serial=5 peers=1'* ]]"
+out=$(apply 6 --peer "$K1=10.64.0.2/32" --peer "$K2=10.64.0.3/32")
+check "a new config after deltas: applied, the delta chain restarts" bash -c "[[ '$out' == *'applied result=1 serial=6'* ]] && [ ! -e '$s/deltas.signed' ]"
+
 kill -TERM "$pid"; wait "$pid"
 check "SIGTERM: exit 0" test $? = 0
 pid=

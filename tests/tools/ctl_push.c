@@ -9,6 +9,12 @@
  *       [--tamper]
  *       Prints "status CODE MESSAGE" and, when OK, "applied result=R serial=S
  *       peers=+A/-R/~C hash=HEX".
+ *   ctl_push add-peer CONN --sign-key K --fleet F --node N --base-serial B --serial S
+ *       [--revision R] --peer PUB=CIDR... [--bench COUNT]
+ *   ctl_push remove-peer CONN ... --remove PUB...
+ *       A signed PeerDelta. Prints "status CODE MESSAGE" and "peers serial=S count=N
+ *       changed=C". --bench COUNT sends COUNT AddPeers of one fresh random peer each, one
+ *       after another (serials B+1..), and prints "bench calls=N p50_ms=A p99_ms=B".
  *   ctl_push status CONN
  *       Prints "node revision=R serial=S peers=N hash=HEX".
  *   CONN: --target HOST:PORT --ca CA --cert CERT --key KEY [--expect-id SPIFFE] [--timeout S]
@@ -19,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "fsutil.h"
@@ -31,6 +38,22 @@ static struct event_base *base;
 static struct tls_policy policy;
 static int exit_code = 1;
 static bool want_status;
+static int mode;	/* 0 apply, 1 status, 2 add-peer, 3 remove-peer */
+static struct grpc_channel *chn;
+static unsigned char signkey[crypto_sign_SECRETKEYBYTES];
+static Pharos__V1__PeerDelta delta = PHAROS__V1__PEER_DELTA__INIT;
+static long bench_left, bench_n;
+static double *bench_lat, bench_t0;
+static unsigned call_timeout_ms = 10000;
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int
 authorize(SSL *ssl, const struct spiffe *peer, const char *addr, void *arg)
@@ -58,6 +81,15 @@ on_msg(void *arg, const uint8_t *msg, size_t len)
 	char h[65] = "";
 
 	(void)arg;
+	if (mode >= 2) {
+		Pharos__V1__PeerResponse *r = pharos__v1__peer_response__unpack(NULL, len, msg);
+		if (r != NULL && bench_n == 0)
+			printf("peers serial=%llu count=%u changed=%u\n",
+			    (unsigned long long)r->serial, r->peer_count, r->peers_changed);
+		if (r != NULL)
+			pharos__v1__peer_response__free_unpacked(r, NULL);
+		return;
+	}
 	if (want_status) {
 		Pharos__V1__NodeStatus *st = pharos__v1__node_status__unpack(NULL, len, msg);
 		if (st == NULL)
@@ -81,13 +113,72 @@ on_msg(void *arg, const uint8_t *msg, size_t len)
 	}
 }
 
+static void send_delta(void);
+
+static int
+dcmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
 static void
 on_done(void *arg, int status, const char *message)
 {
 	(void)arg;
+	if (bench_n > 0) {
+		bench_lat[bench_n - bench_left] = now_s() - bench_t0;
+		if (status != 0) {
+			printf("status %d %s\n", status, message ? message : "");
+			event_base_loopexit(base, NULL);
+			return;
+		}
+		if (--bench_left > 0) {
+			delta.base_serial = delta.serial;
+			delta.serial++;
+			send_delta();
+			return;
+		}
+		qsort(bench_lat, (size_t)bench_n, sizeof(*bench_lat), dcmp);
+		printf("bench calls=%ld p50_ms=%.3f p99_ms=%.3f\n", bench_n,
+		    bench_lat[bench_n / 2] * 1000, bench_lat[(bench_n * 99) / 100] * 1000);
+		exit_code = 0;
+		event_base_loopexit(base, NULL);
+		return;
+	}
 	printf("status %d %s\n", status, message ? message : "");
 	exit_code = 0;
 	event_base_loopexit(base, NULL);
+}
+
+/* Sign the current delta and send it (in bench mode with a fresh random peer). */
+static void
+send_delta(void)
+{
+	Pharos__V1__AddPeerRequest req = PHAROS__V1__ADD_PEER_REQUEST__INIT;
+	unsigned char sig[crypto_sign_BYTES];
+	uint8_t *dbuf, *rbuf;
+	size_t dlen, rlen;
+
+	if (bench_n > 0)
+		randombytes_buf(delta.add[0]->public_key.data, 32);
+	dlen = pharos__v1__peer_delta__get_packed_size(&delta);
+	dbuf = malloc(dlen + 1);
+	pharos__v1__peer_delta__pack(&delta, dbuf);
+	crypto_sign_detached(sig, NULL, dbuf, dlen, signkey);
+	req.delta.data = dbuf;
+	req.delta.len = dlen;
+	req.signature.data = sig;
+	req.signature.len = sizeof(sig);
+	rlen = pharos__v1__add_peer_request__get_packed_size(&req);
+	rbuf = malloc(rlen + 1);
+	pharos__v1__add_peer_request__pack(&req, rbuf);
+	bench_t0 = now_s();
+	grpc_channel_call(chn, mode == 2 ? "/pharos.v1.NodeControl/AddPeer" :
+	    "/pharos.v1.NodeControl/RemovePeer", rbuf, rlen, call_timeout_ms,
+	    GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
+	free(dbuf);
+	free(rbuf);
 }
 
 static int
@@ -182,6 +273,9 @@ main(int argc, char **argv)
 		{ "address", required_argument, NULL, 'a' },
 		{ "peer", required_argument, NULL, 'P' },
 		{ "tamper", no_argument, NULL, 'X' },
+		{ "base-serial", required_argument, NULL, 'B' },
+		{ "remove", required_argument, NULL, 'R' },
+		{ "bench", required_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *target = NULL, *ca = NULL, *cert = NULL, *key = NULL, *expect = NULL;
@@ -196,6 +290,9 @@ main(int argc, char **argv)
 	size_t clen = 0, rlen = 0, npeers = 0, naddrs = 0;
 	unsigned timeout_ms = 10000;
 	bool tamper = false;
+	static uint8_t removes[4096][32];
+	static ProtobufCBinaryData rm[4096];
+	size_t removes_n = 0;
 	struct tls_config tc;
 	SSL_CTX *ctx;
 	char host[256];
@@ -208,7 +305,9 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "keygen") == 0)
 		return argc == 4 ? keygen(argv[2], argv[3]) : 2;
 	want_status = strcmp(argv[1], "status") == 0;
-	if (!want_status && strcmp(argv[1], "apply") != 0)
+	mode = want_status ? 1 : strcmp(argv[1], "add-peer") == 0 ? 2 :
+	    strcmp(argv[1], "remove-peer") == 0 ? 3 : strcmp(argv[1], "apply") == 0 ? 0 : -1;
+	if (mode < 0)
 		goto usage;
 	cfg.amneziawg = &awg;
 	optind = 2;
@@ -236,13 +335,57 @@ main(int argc, char **argv)
 			npeers++;
 			break;
 		case 'X': tamper = true; break;
+		case 'B': delta.base_serial = strtoull(optarg, NULL, 10); break;
+		case 'N': bench_n = bench_left = atol(optarg); break;
+		case 'R': {
+			size_t bl = 0;
+			if (removes_n >= 4096 || sodium_base642bin(removes[removes_n], 32, optarg,
+			    strlen(optarg), NULL, &bl, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+			    bl != 32) {
+				fprintf(stderr, "ctl_push: bad --remove %s\n", optarg);
+				return 2;
+			}
+			rm[removes_n].data = removes[removes_n];
+			rm[removes_n].len = 32;
+			removes_n++;
+			break;
+		}
 		default: goto usage;
 		}
 	}
 	if (target == NULL || ca == NULL || cert == NULL || key == NULL ||
 	    (!want_status && (skpath == NULL || cfg.fleet_id == NULL || cfg.node == NULL)))
 		goto usage;
-	if (!want_status) {
+	call_timeout_ms = timeout_ms;
+	if (mode >= 2) {
+		if (load_sk(signkey, skpath) != 0) {
+			fprintf(stderr, "ctl_push: %s\n", err_last());
+			return 1;
+		}
+		delta.fleet_id = cfg.fleet_id;
+		delta.node = cfg.node;
+		delta.revision = cfg.revision != NULL ? cfg.revision : "";
+		delta.serial = cfg.serial;
+		if (bench_n > 0) {
+			static uint8_t bkey[32];
+			static char *ip[] = { "10.100.0.0/32" };
+			static Pharos__V1__Peer bp = PHAROS__V1__PEER__INIT;
+			static Pharos__V1__Peer *bpp[] = { &bp };
+			bp.public_key.data = bkey;
+			bp.public_key.len = 32;
+			bp.allowed_ips = ip;
+			bp.n_allowed_ips = 1;
+			delta.add = bpp;
+			delta.n_add = 1;
+			bench_lat = calloc((size_t)bench_n, sizeof(*bench_lat));
+		} else {
+			delta.add = peers;
+			delta.n_add = npeers;
+			delta.remove = rm;
+			delta.n_remove = removes_n;
+		}
+	}
+	if (mode == 0) {
 		awg.addresses = addrs;
 		awg.n_addresses = naddrs;
 		cfg.peers = peers;
@@ -286,12 +429,17 @@ main(int argc, char **argv)
 	{
 		struct grpc_channel_opts co = { .ssl = ctx, .authorize = authorize,
 		    .backoff_initial_ms = 100 };
-		struct grpc_channel *chn = grpc_channel_new(base, host, colon + 1, &co);
-		grpc_channel_call(chn, want_status ? "/pharos.v1.NodeControl/GetStatus" :
-		    "/pharos.v1.NodeControl/ApplyConfig", rbuf, rlen, timeout_ms,
-		    GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
+		chn = grpc_channel_new(base, host, colon + 1, &co);
+		if (mode >= 2)
+			send_delta();
+		else
+			grpc_channel_call(chn, want_status ? "/pharos.v1.NodeControl/GetStatus" :
+			    "/pharos.v1.NodeControl/ApplyConfig", rbuf, rlen, timeout_ms,
+			    GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
 		event_base_dispatch(base);
 		grpc_channel_free(chn);
+		sodium_memzero(signkey, sizeof(signkey));
+		free(bench_lat);
 	}
 	fflush(stdout);
 	event_base_free(base);
@@ -311,6 +459,9 @@ usage:
 	    "       ctl_push apply CONN --sign-key K --fleet F --node N --revision R --serial S\n"
 	    "                [--listen-port P] [--mtu M] [--address CIDR]...\n"
 	    "                [--peer PUB=CIDR[,CIDR][@HOST:PORT]]... [--tamper]\n"
+	    "       ctl_push add-peer CONN --sign-key K --fleet F --node N --base-serial B\n"
+	    "                --serial S [--peer PUB=CIDR]... [--bench COUNT]\n"
+	    "       ctl_push remove-peer CONN ... --remove PUB...\n"
 	    "       ctl_push status CONN\n"
 	    "CONN: --target HOST:PORT --ca CA --cert CERT --key KEY [--expect-id ID] [--timeout S]\n");
 	return 2;
