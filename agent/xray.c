@@ -34,6 +34,20 @@
 /* checks                                                                    */
 /* ======================================================================== */
 
+/* s for an error message if it is short printable ASCII: errors are one log line. */
+static const char *
+printable(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return "";
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= 64 || (unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+			return "(unprintable)";
+	return s;
+}
+
 int
 xray_check_uuid(const char *uuid)
 {
@@ -51,7 +65,7 @@ xray_check_uuid(const char *uuid)
 	}
 	return 0;
 bad:
-	err_set("\"%s\" is not a UUID (8-4-4-4-12 hex digits)", uuid ? uuid : "");
+	err_set("\"%s\" is not a UUID (8-4-4-4-12 hex digits)", printable(uuid));
 	return ERR_INVAL;
 }
 
@@ -60,7 +74,7 @@ xray_check_flow(const char *flow)
 {
 	if (flow != NULL && (flow[0] == '\0' || strcmp(flow, XRAY_FLOW_VISION) == 0))
 		return 0;
-	err_set("flow \"%s\" is not \"\" or \"" XRAY_FLOW_VISION "\"", flow ? flow : "");
+	err_set("flow \"%s\" is not \"\" or \"" XRAY_FLOW_VISION "\"", printable(flow));
 	return ERR_INVAL;
 }
 
@@ -76,7 +90,7 @@ xray_check_short_id(const char *sid)
 			goto bad;
 	return 0;
 bad:
-	err_set("short id \"%.32s\" is not 0-16 hex digits of even length", sid ? sid : "");
+	err_set("short id \"%s\" is not 0-16 hex digits of even length", printable(sid));
 	return ERR_INVAL;
 }
 
@@ -91,7 +105,7 @@ xray_check_email(const char *email)
 	}
 	for (i = 0; i < n; i++) {
 		if ((unsigned char)email[i] < 0x20 || email[i] == 0x7f) {
-			err_set("user email \"%.64s\" contains a control character", email);
+			err_set("user email has a control character at byte %zu", i);
 			return ERR_INVAL;
 		}
 	}
@@ -104,8 +118,8 @@ check_user(const Pharos__V1__VlessUser *u)
 	if (xray_check_email(u->email) != 0)
 		return ERR_INVAL;
 	if (xray_check_uuid(u->uuid) != 0) {
-		err_set("user %s: \"%.40s\" is not a UUID (8-4-4-4-12 hex digits)", u->email,
-		    u->uuid);
+		err_set("user %s: \"%s\" is not a UUID (8-4-4-4-12 hex digits)", u->email,
+		    printable(u->uuid));
 		return ERR_INVAL;
 	}
 	return 0;

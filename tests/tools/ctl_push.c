@@ -276,6 +276,7 @@ main(int argc, char **argv)
 		{ "base-serial", required_argument, NULL, 'B' },
 		{ "remove", required_argument, NULL, 'R' },
 		{ "bench", required_argument, NULL, 'N' },
+		{ "peers-file", required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *target = NULL, *ca = NULL, *cert = NULL, *key = NULL, *expect = NULL;
@@ -292,7 +293,8 @@ main(int argc, char **argv)
 	bool tamper = false;
 	static uint8_t removes[4096][32];
 	static ProtobufCBinaryData rm[4096];
-	size_t removes_n = 0;
+	size_t removes_n = 0, nfile = 0;
+	Pharos__V1__Peer **filepeers = NULL;
 	struct tls_config tc;
 	SSL_CTX *ctx;
 	char host[256];
@@ -337,6 +339,34 @@ main(int argc, char **argv)
 		case 'X': tamper = true; break;
 		case 'B': delta.base_serial = strtoull(optarg, NULL, 10); break;
 		case 'N': bench_n = bench_left = atol(optarg); break;
+		case 'F': {
+			/* One PUB=CIDR[,CIDR][@HOST:PORT] per line, for big configs. */
+			static Pharos__V1__Peer **many;
+			FILE *fp = fopen(optarg, "r");
+			char line[512];
+			size_t cap = 0;
+			if (fp == NULL) {
+				perror(optarg);
+				return 2;
+			}
+			while (fgets(line, sizeof(line), fp) != NULL) {
+				line[strcspn(line, "\n")] = '\0';
+				if (line[0] == '\0')
+					continue;
+				if (nfile == cap) {
+					cap = cap ? cap * 2 : 1024;
+					many = realloc(many, cap * sizeof(*many));
+				}
+				if ((many[nfile] = parse_peer(strdup(line))) == NULL) {
+					fprintf(stderr, "ctl_push: bad peer line: %s\n", line);
+					return 2;
+				}
+				nfile++;
+			}
+			fclose(fp);
+			filepeers = many;
+			break;
+		}
 		case 'R': {
 			size_t bl = 0;
 			if (removes_n >= 4096 || sodium_base642bin(removes[removes_n], 32, optarg,
@@ -388,8 +418,8 @@ main(int argc, char **argv)
 	if (mode == 0) {
 		awg.addresses = addrs;
 		awg.n_addresses = naddrs;
-		cfg.peers = peers;
-		cfg.n_peers = npeers;
+		cfg.peers = nfile > 0 ? filepeers : peers;
+		cfg.n_peers = nfile > 0 ? nfile : npeers;
 		if (cfg.revision == NULL)
 			cfg.revision = "";
 		clen = pharos__v1__node_config__get_packed_size(&cfg);

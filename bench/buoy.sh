@@ -1,0 +1,107 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# buoy against wireguard-tools, on the same wireguard-go interface, in one run:
+#   - ApplyConfig of N peers (default 10,000) through buoy, end to end (sign, gRPC over
+#     mTLS, verify, diff against the live device, UAPI set, persist), against
+#     `wg syncconf` of the same peers from a file — each onto an emptied interface;
+#   - AddPeer latency (signed delta, one new peer per call, sequential);
+#   - buoy's peak RSS holding N peers.
+#   bench/buoy.sh        (root, /dev/net/tun; BUILD=build PEERS=10000 RUNS=5 ADDS=500)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+PEERS=${PEERS:-10000}
+RUNS=${RUNS:-5}
+ADDS=${ADDS:-500}
+[ "$(id -u)" = 0 ] && [ -c /dev/net/tun ] || { echo "bench/buoy.sh needs root and /dev/net/tun" >&2; exit 2; }
+tmp=$(mktemp -d)
+NS=phb$$ IF=phb$$
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	for q in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$q" 2>/dev/null; done
+	ip netns del "$NS" 2>/dev/null
+	rm -f "/var/run/wireguard/$IF.sock"
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+ctl=$BUILD/tools/ctl_push
+"$BUILD/tools/pki_fixture" "$tmp/pki"
+p=$tmp/pki
+s=$tmp/state
+"$BUILD/buoy" keygen --state-dir "$s" >/dev/null
+cp "$p/ca.pem" "$s/"
+cp "$p/node-a.pem" "$s/node.pem"
+install -m 0600 "$p/node-a.key" "$s/node.key"
+"$ctl" keygen "$tmp/sign.key" "$s/controller.pub"
+ip netns exec "$NS" "$BUILD/buoy" run --state-dir "$s" --listen 127.0.0.1:0 --interface "$IF" \
+    2>"$tmp/buoy.log" &
+pid=$!
+for _ in $(seq 100); do
+	port=$(grep -o 'listen=127.0.0.1:[0-9]*' "$tmp/buoy.log" | cut -d: -f2) && [ -n "$port" ] && break
+	sleep 0.05
+done
+
+# N peers: random 32-byte keys, one /32 each.
+/usr/bin/python3 - "$PEERS" "$tmp" <<'PY'
+import base64, os, sys
+n, d = int(sys.argv[1]), sys.argv[2]
+with open(d + "/peers", "w") as a, open(d + "/wg.conf", "w") as w:
+    w.write("[Interface]\nPrivateKey = %s\nListenPort = 51820\n" % open(d + "/state/wg.key").read().strip())
+    for i in range(n):
+        k = base64.b64encode(os.urandom(32)).decode()
+        ip = "10.%d.%d.%d/32" % (100 + i // 65536, (i // 256) % 256, i % 256)
+        a.write("%s=%s\n" % (k, ip))
+        w.write("[Peer]\nPublicKey = %s\nAllowedIPs = %s\n" % (k, ip))
+PY
+printf '[Interface]\nPrivateKey = %s\nListenPort = 51820\n' "$(cat "$s/wg.key")" >"$tmp/empty.conf"
+serial=0
+apply() { # args: extra ctl_push args; the caller bumps $serial (not in a subshell)
+	ip netns exec "$NS" "$ctl" apply --target "127.0.0.1:$port" --ca "$p/ca.pem" \
+	    --cert "$p/controller.pem" --key "$p/controller.key" --sign-key "$tmp/sign.key" \
+	    --fleet alpha --node node-a --revision "b$serial" --serial "$serial" \
+	    --listen-port 51820 --address 10.99.0.1/16 --timeout 120 "$@"
+}
+ms() { echo "($2 - $1) / 1000000" | bc -l; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+count_peers() { ip netns exec "$NS" wg show "$IF" peers | wc -l; }
+
+serial=$((serial + 1)); apply >/dev/null	# brings the interface up (empty)
+: >"$tmp/buoy.ms"; : >"$tmp/wg.ms"; : >"$tmp/inner.ms"
+for i in $(seq "$RUNS"); do
+	serial=$((serial + 1)); apply >/dev/null		# empty
+	serial=$((serial + 1))
+	t0=$(date +%s%N)
+	out=$(apply --peers-file "$tmp/peers")
+	t1=$(date +%s%N)
+	[ "$(count_peers)" = "$PEERS" ] || { echo "buoy apply: $(count_peers) peers" >&2; exit 1; }
+	ms "$t0" "$t1" >>"$tmp/buoy.ms"
+	case $out in *"status 0"*) ;; *) echo "buoy apply: $out" >&2; exit 1 ;; esac
+	grep -o "applied revision=b$serial serial=$serial peers=+$PEERS/-0/~0 in [0-9.]* ms" "$tmp/buoy.log" |
+	    awk '{print $(NF-1)}' >>"$tmp/inner.ms"
+	ip netns exec "$NS" wg syncconf "$IF" "$tmp/empty.conf"	# empty
+	t0=$(date +%s%N)
+	ip netns exec "$NS" wg syncconf "$IF" "$tmp/wg.conf"
+	t1=$(date +%s%N)
+	[ "$(count_peers)" = "$PEERS" ] || { echo "wg syncconf: $(count_peers) peers" >&2; exit 1; }
+	ms "$t0" "$t1" >>"$tmp/wg.ms"
+	echo "  run $i: buoy $(tail -1 "$tmp/buoy.ms" | cut -c1-7) ms (inside buoy $(tail -1 "$tmp/inner.ms") ms), wg syncconf $(tail -1 "$tmp/wg.ms" | cut -c1-7) ms"
+done
+b=$(median <"$tmp/buoy.ms"); i=$(median <"$tmp/inner.ms"); w=$(median <"$tmp/wg.ms")
+# buoy holds N peers now (the last apply); RSS while it does.
+serial=$((serial + 1)); apply --peers-file "$tmp/peers" >/dev/null
+bpid=$(pgrep -f "buoy run --state-dir $s" | head -1)
+rss=$(awk '/^VmRSS/ {print $2}' "/proc/$bpid/status")
+hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$bpid/status")
+add=$(ip netns exec "$NS" "$ctl" add-peer --target "127.0.0.1:$port" --ca "$p/ca.pem" \
+    --cert "$p/controller.pem" --key "$p/controller.key" --sign-key "$tmp/sign.key" \
+    --fleet alpha --node node-a --revision add --base-serial "$serial" \
+    --serial "$((serial + 1))" --bench "$ADDS")
+echo
+printf 'ApplyConfig of %d peers, median of %d: buoy %.1f ms end to end (%.1f ms inside buoy), wg syncconf %.1f ms: ratio %.2fx (target <= 1.0x)\n' \
+    "$PEERS" "$RUNS" "$b" "$i" "$w" "$(echo "$b / $w" | bc -l)"
+echo "AddPeer with $PEERS peers present, $ADDS sequential calls: $add (target p50 <= 2 ms)"
+echo "buoy RSS holding $PEERS peers: $rss KiB ($(echo "$rss / 1024" | bc -l | cut -c1-4) MiB; target <= 10 MB); peak during the applies: $hwm KiB"
