@@ -42,6 +42,8 @@ struct uapi_dp {
 	pid_t				 pid;
 	unsigned			 restarts;
 	bool				 up;
+	/* What the interface was last set to: ip/nft run only when this changes. */
+	char				*netkey;
 	const Pharos__V1__NodeConfig	*(*current)(void *);
 	void				*current_arg;
 	struct event			*check;
@@ -159,14 +161,38 @@ uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_re
 		goto fail_want;
 	if (len > 0 && (rc = uapi_set(u->sock, body, len)) != 0)
 		goto fail_want;
-	rc = netcfg_apply(u->ifname, ai != NULL ? (const char *const *)ai->addresses : NULL,
-	    ai != NULL ? ai->n_addresses : 0, ai != NULL ? (int)ai->mtu : 0, true);
-	if (rc == 0 && exit_role)
-		rc = netcfg_forwarding(true);
-	if (rc == 0)
-		rc = netcfg_masquerade("pharos", u->ifname, exit_role);
-	if (rc != 0)
-		goto fail_want;
+	{
+		/* Addresses, MTU and role as one string; unchanged means nothing to fork. */
+		char *key = NULL;
+		size_t klen = 0, i;
+		FILE *kf = open_memstream(&key, &klen);
+
+		if (kf == NULL) {
+			rc = ERR_NOMEM;
+			goto fail_want;
+		}
+		fprintf(kf, "%d %u", exit_role, ai != NULL ? ai->mtu : 0);
+		for (i = 0; ai != NULL && i < ai->n_addresses; i++)
+			fprintf(kf, " %s", ai->addresses[i]);
+		fclose(kf);
+		if (u->netkey == NULL || strcmp(u->netkey, key) != 0 || !u->up) {
+			rc = netcfg_apply(u->ifname, ai != NULL ?
+			    (const char *const *)ai->addresses : NULL,
+			    ai != NULL ? ai->n_addresses : 0, ai != NULL ? (int)ai->mtu : 0, true);
+			if (rc == 0 && exit_role)
+				rc = netcfg_forwarding(true);
+			if (rc == 0)
+				rc = netcfg_masquerade("pharos", u->ifname, exit_role);
+			if (rc != 0) {
+				free(key);
+				goto fail_want;
+			}
+			free(u->netkey);
+			u->netkey = key;
+		} else {
+			free(key);
+		}
+	}
 	u->up = true;
 	u->detail[0] = '\0';
 	log_debug("buoy: uapi interface=%s set %zu bytes", u->ifname, len);
@@ -299,6 +325,7 @@ uapi_free(struct dataplane *dp)
 
 	if (u->check != NULL)
 		event_free(u->check);
+	free(u->netkey);
 	sodium_memzero(u->priv, sizeof(u->priv));
 	free(u);
 }
