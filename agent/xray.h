@@ -139,7 +139,8 @@ int	xray_api_remove_user(struct xray_api *, const char *tag, const char *email,
  * Add every user again (after an Xray restart), one AlterInbound each, all at once. An
  * "already exists" answer counts as success (the user came from the config file).
  * done runs once after the last answer, with OK or the first other failure. Same return
- * contract as xray_api_add_user(); nothing to add is fine (done still runs later).
+ * contract as xray_api_add_user(); nothing to add is fine (done still runs later, from
+ * the loop, and even if the xray_api is freed before: keep arg valid until it has run).
  */
 int	xray_api_resync(struct xray_api *, const char *tag, Pharos__V1__VlessUser *const *users,
 	    size_t nusers, const char *flow, xray_done_fn done, void *arg);

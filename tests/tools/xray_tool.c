@@ -121,8 +121,10 @@ cmd_api(int argc, char **argv)
 	*colon = '\0';
 	if ((base = event_base_new()) == NULL)
 		return fail("event_base_new");
-	if ((api = xray_api_new(base, target, colon + 1)) == NULL)
+	if ((api = xray_api_new(base, target, colon + 1)) == NULL) {
+		event_base_free(base);
 		return fail("xray_api_new");
+	}
 	if (strcmp(argv[1], "add") == 0) {
 		rc = xray_api_add_user(api, argv[3], argv[4], argv[5], argv[6], on_done, NULL);
 	} else if (strcmp(argv[1], "remove") == 0) {
