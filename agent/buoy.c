@@ -191,6 +191,8 @@ cmd_run(int argc, char **argv)
 		log_warnx("buoy: data plane: %s", err_last());
 		return 1;
 	}
+	ctl.dp->on_event = control_dp_event;
+	ctl.dp->event_arg = &ctl;
 	ctl.base = base;
 	/* The last signed config comes back up before any controller contact. */
 	control_boot(&ctl);
@@ -217,6 +219,7 @@ cmd_run(int argc, char **argv)
 	event_base_free(base);
 	config_close(&nc);
 	ctl.dp->free(ctl.dp);
+	control_free(&ctl);
 	SSL_CTX_free(ctx);
 	tls_config_free(&tc);
 	log_info("buoy: stopped");

@@ -13,6 +13,7 @@
 #include "control.h"
 #include "dataplane.h"
 #include "grpc.h"
+#include "uapi.h"
 #include "log.h"
 #include "pharos/v1/node.pb-c.h"
 #include "err.h"
@@ -100,18 +101,29 @@ get_status(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	}
 }
 
-/* ---- WatchEvents: heartbeats until the controller goes away ---- */
+/* ---- WatchEvents: the event bus ---- */
 
 struct watcher {
 	struct control		*ctl;
 	struct grpc_call	*call;
 	struct event		*tick;
 	struct timeval		 period;
+	unsigned		 kinds;		/* bit per EventKind; 0 = all */
+	uint64_t		 lost;		/* dropped for a full queue, not yet reported */
+	uint64_t		 lost_first;
+	struct watcher		*next;
 };
 
 static void
-watcher_free(struct watcher *w)
+watcher_unlink(struct watcher *w)
 {
+	struct watcher **pp;
+
+	for (pp = &w->ctl->watchers; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
 	event_free(w->tick);
 	free(w);
 }
@@ -120,7 +132,130 @@ static void
 watcher_cancel(struct grpc_call *call, void *arg)
 {
 	(void)call;
-	watcher_free(arg);
+	watcher_unlink(arg);
+}
+
+static int
+send_packed(struct watcher *w, const uint8_t *buf, size_t len)
+{
+	return grpc_call_send(w->call, buf, len);
+}
+
+/* Tell a watcher how many events it missed (queue full or ring overrun). */
+static void
+send_lost(struct watcher *w, uint64_t first, uint64_t count)
+{
+	Pharos__V1__Event ev = PHAROS__V1__EVENT__INIT;
+	Pharos__V1__EventsLostEvent lost = PHAROS__V1__EVENTS_LOST_EVENT__INIT;
+	uint8_t buf[96];
+
+	ev.seq = w->ctl->next_seq++;
+	ev.time_unix_nanos = unix_nanos();
+	ev.kind = PHAROS__V1__EVENT_KIND__EVENT_KIND_EVENTS_LOST;
+	ev.detail_case = PHAROS__V1__EVENT__DETAIL_EVENTS_LOST;
+	lost.first_seq = first;
+	lost.count = count;
+	ev.events_lost = &lost;
+	if (send_packed(w, buf, pharos__v1__event__pack(&ev, buf)) == 0)
+		w->lost = 0;
+}
+
+static void
+deliver(struct watcher *w, const uint8_t *buf, size_t len, uint64_t seq, int kind)
+{
+	if (w->kinds != 0 && kind < 32 && !(w->kinds & (1U << kind)))
+		return;
+	if (w->lost > 0)
+		send_lost(w, w->lost_first, w->lost);
+	if (w->lost > 0 || send_packed(w, buf, len) != 0) {
+		/* The controller is not reading: count, and say so when it is. */
+		if (w->lost++ == 0)
+			w->lost_first = seq;
+	}
+}
+
+/* Stamp, keep in the ring, and send to every watcher. */
+static void
+control_emit(struct control *ctl, Pharos__V1__Event *ev)
+{
+	size_t len, slot;
+	uint8_t *buf;
+	struct watcher *w, *next;
+
+	ev->seq = ctl->next_seq++;
+	ev->time_unix_nanos = unix_nanos();
+	len = pharos__v1__event__get_packed_size(ev);
+	if ((buf = malloc(len ? len : 1)) == NULL)
+		return;
+	pharos__v1__event__pack(ev, buf);
+	slot = ev->seq % EVENT_RING;
+	free(ctl->ring[slot].buf);
+	ctl->ring[slot].buf = buf;
+	ctl->ring[slot].len = len;
+	ctl->ring[slot].seq = ev->seq;
+	ctl->ring[slot].kind = (int)ev->kind;
+	for (w = ctl->watchers; w != NULL; w = next) {
+		next = w->next;
+		deliver(w, buf, len, ev->seq, (int)ev->kind);
+	}
+}
+
+void
+control_dp_event(void *arg, int kind, const uint8_t *key, const char *endpoint,
+    int64_t handshake_nanos, const char *detail)
+{
+	struct control *ctl = arg;
+	Pharos__V1__Event ev = PHAROS__V1__EVENT__INIT;
+	Pharos__V1__HandshakeEvent hs = PHAROS__V1__HANDSHAKE_EVENT__INIT;
+	Pharos__V1__DataPlaneErrorEvent de = PHAROS__V1__DATA_PLANE_ERROR_EVENT__INIT;
+	Pharos__V1__BackendRestartedEvent br = PHAROS__V1__BACKEND_RESTARTED_EVENT__INIT;
+	uint8_t k[32];
+
+	ev.kind = (Pharos__V1__EventKind)kind;
+	switch (kind) {
+	case PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_UP:
+	case PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_DOWN:
+		memcpy(k, key, 32);
+		hs.public_key.data = k;
+		hs.public_key.len = 32;
+		hs.endpoint = (char *)(uintptr_t)(endpoint != NULL ? endpoint : "");
+		hs.handshake_unix_nanos = handshake_nanos;
+		ev.detail_case = PHAROS__V1__EVENT__DETAIL_HANDSHAKE;
+		ev.handshake = &hs;
+		break;
+	case PHAROS__V1__EVENT_KIND__EVENT_KIND_BACKEND_RESTARTED:
+		br.backend = PHAROS__V1__BACKEND__BACKEND_AMNEZIAWG;
+		br.reason = (char *)(uintptr_t)(detail != NULL ? detail : "");
+		br.state = PHAROS__V1__HEALTH_STATE__HEALTH_STATE_UP;
+		ev.detail_case = PHAROS__V1__EVENT__DETAIL_BACKEND_RESTARTED;
+		ev.backend_restarted = &br;
+		break;
+	default:
+		de.backend = PHAROS__V1__BACKEND__BACKEND_AMNEZIAWG;
+		de.message = (char *)(uintptr_t)(detail != NULL ? detail : "");
+		ev.detail_case = PHAROS__V1__EVENT__DETAIL_DATA_PLANE_ERROR;
+		ev.data_plane_error = &de;
+		break;
+	}
+	control_emit(ctl, &ev);
+}
+
+static void
+emit_applied(struct control *ctl, bool from_disk)
+{
+	Pharos__V1__Event ev = PHAROS__V1__EVENT__INIT;
+	Pharos__V1__ConfigAppliedEvent ca = PHAROS__V1__CONFIG_APPLIED_EVENT__INIT;
+
+	ev.kind = PHAROS__V1__EVENT_KIND__EVENT_KIND_CONFIG_APPLIED;
+	ev.detail_case = PHAROS__V1__EVENT__DETAIL_CONFIG_APPLIED;
+	ca.revision = ctl->nc->cfg->revision;
+	ca.serial = ctl->nc->serial;
+	ca.config_hash.data = ctl->nc->hash;
+	ca.config_hash.len = 32;
+	ca.result = PHAROS__V1__APPLY_RESULT__APPLY_RESULT_APPLIED;
+	ca.from_disk = from_disk;
+	ev.config_applied = &ca;
+	control_emit(ctl, &ev);
 }
 
 static void
@@ -129,15 +264,20 @@ heartbeat(evutil_socket_t fd, short what, void *arg)
 	struct watcher *w = arg;
 	Pharos__V1__Event ev = PHAROS__V1__EVENT__INIT;
 	Pharos__V1__HeartbeatEvent hb = PHAROS__V1__HEARTBEAT_EVENT__INIT;
+	struct dp_status ds;
 	uint8_t buf[128];
 	size_t len;
 
 	(void)fd;
 	(void)what;
+	w->ctl->dp->status(w->ctl->dp, &ds);
 	ev.seq = w->ctl->next_seq++;
 	ev.time_unix_nanos = unix_nanos();
 	ev.kind = PHAROS__V1__EVENT_KIND__EVENT_KIND_HEARTBEAT;
 	ev.detail_case = PHAROS__V1__EVENT__DETAIL_HEARTBEAT;
+	hb.serial = w->ctl->nc->serial;
+	hb.peer_count = ds.peer_count;
+	hb.peers_active = ds.peers_active;
 	ev.heartbeat = &hb;
 	len = pharos__v1__event__pack(&ev, buf);
 	/* A full queue means the controller is not reading: skip this beat. */
@@ -152,25 +292,123 @@ watch_events(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	struct control *ctl = arg;
 	Pharos__V1__WatchEventsRequest *r;
 	struct watcher *w;
+	uint64_t since, oldest = 0, s;
 	unsigned secs;
+	size_t i;
 
 	if ((r = pharos__v1__watch_events_request__unpack(NULL, len, req)) == NULL) {
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "malformed WatchEventsRequest");
 		return;
 	}
-	secs = r->heartbeat_seconds ? r->heartbeat_seconds : 15;
-	pharos__v1__watch_events_request__free_unpacked(r, NULL);
 	if ((w = calloc(1, sizeof(*w))) == NULL ||
 	    (w->tick = evtimer_new(ctl->base, heartbeat, w)) == NULL) {
 		free(w);
+		pharos__v1__watch_events_request__free_unpacked(r, NULL);
 		grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
+	secs = r->heartbeat_seconds ? r->heartbeat_seconds : 15;
+	since = r->since_seq;
+	for (i = 0; i < r->n_kinds; i++)
+		if (r->kinds[i] < 32)
+			w->kinds |= 1U << r->kinds[i];
+	if (w->kinds != 0)
+		w->kinds |= 1U << PHAROS__V1__EVENT_KIND__EVENT_KIND_HEARTBEAT |
+		    1U << PHAROS__V1__EVENT_KIND__EVENT_KIND_EVENTS_LOST;
+	pharos__v1__watch_events_request__free_unpacked(r, NULL);
 	w->ctl = ctl;
 	w->call = call;
 	w->period.tv_sec = secs;
 	grpc_call_set_cancel_cb(call, watcher_cancel, w);
+	w->next = ctl->watchers;
+	ctl->watchers = w;
+	/* Resume: what the ring still holds after since_seq, and what it no longer does. */
+	if (since > 0) {
+		for (s = since + 1; s < ctl->next_seq; s++) {
+			size_t slot = s % EVENT_RING;
+			if (ctl->ring[slot].buf != NULL && ctl->ring[slot].seq == s) {
+				if (oldest == 0)
+					oldest = s;
+			}
+		}
+		if (oldest != since + 1 && since + 1 < ctl->next_seq)
+			send_lost(w, since + 1, (oldest ? oldest : ctl->next_seq) - since - 1);
+		for (s = oldest ? oldest : ctl->next_seq; s < ctl->next_seq; s++) {
+			size_t slot = s % EVENT_RING;
+			if (ctl->ring[slot].buf != NULL && ctl->ring[slot].seq == s)
+				deliver(w, ctl->ring[slot].buf, ctl->ring[slot].len, s,
+				    ctl->ring[slot].kind);
+		}
+	}
 	heartbeat(-1, 0, w);		/* the first beat at once: the stream is live */
+}
+
+void
+control_free(struct control *ctl)
+{
+	size_t i;
+
+	for (i = 0; i < EVENT_RING; i++)
+		free(ctl->ring[i].buf);
+}
+
+static void
+get_handshakes(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+{
+	struct control *ctl = arg;
+	Pharos__V1__GetHandshakesRequest *r;
+	Pharos__V1__HandshakesResponse resp = PHAROS__V1__HANDSHAKES_RESPONSE__INIT;
+	Pharos__V1__PeerHandshake *ph = NULL, **pp = NULL;
+	struct wg_device *dev = NULL;
+	size_t i, j, n = 0;
+
+	if ((r = pharos__v1__get_handshakes_request__unpack(NULL, len, req)) == NULL) {
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "malformed GetHandshakesRequest");
+		return;
+	}
+	if (ctl->dp->peers(ctl->dp, &dev) != 0) {
+		pharos__v1__get_handshakes_request__free_unpacked(r, NULL);
+		grpc_call_finish(call, GRPC_UNAVAILABLE, err_last());
+		return;
+	}
+	if (dev != NULL && dev->npeers > 0 &&
+	    ((ph = calloc(dev->npeers, sizeof(*ph))) == NULL ||
+	    (pp = calloc(dev->npeers, sizeof(*pp))) == NULL)) {
+		free(ph);
+		wg_device_free(dev);
+		pharos__v1__get_handshakes_request__free_unpacked(r, NULL);
+		grpc_call_finish(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	for (i = 0; dev != NULL && i < dev->npeers; i++) {
+		const struct wg_peer *p = &dev->peers[i];
+		if (r->n_public_keys > 0) {
+			for (j = 0; j < r->n_public_keys; j++)
+				if (r->public_keys[j].len == 32 &&
+				    memcmp(r->public_keys[j].data, p->public_key, 32) == 0)
+					break;
+			if (j == r->n_public_keys)
+				continue;
+		}
+		pharos__v1__peer_handshake__init(&ph[n]);
+		ph[n].public_key.data = (uint8_t *)(uintptr_t)p->public_key;
+		ph[n].public_key.len = 32;
+		ph[n].endpoint = (char *)(uintptr_t)p->endpoint;
+		ph[n].last_handshake_unix_nanos = p->last_handshake_sec * 1000000000 +
+		    p->last_handshake_nsec;
+		ph[n].rx_bytes = p->rx_bytes;
+		ph[n].tx_bytes = p->tx_bytes;
+		pp[n] = &ph[n];
+		n++;
+	}
+	resp.peers = pp;
+	resp.n_peers = n;
+	resp.now_unix_nanos = unix_nanos();
+	reply_msg(call, &resp.base);
+	free(pp);
+	free(ph);
+	wg_device_free(dev);
+	pharos__v1__get_handshakes_request__free_unpacked(r, NULL);
 }
 
 static int64_t
@@ -218,6 +456,7 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 			grpc_call_finish(call, GRPC_INTERNAL, err_last());
 			return;
 		}
+		emit_applied(ctl, false);
 		log_info("buoy: applied revision=%.12s serial=%llu peers=+%u/-%u/~%u in %.3f ms",
 		    ctl->nc->cfg->revision, (unsigned long long)ctl->nc->cfg->serial,
 		    res.peers_added, res.peers_removed, res.peers_changed,
@@ -257,6 +496,7 @@ control_boot(struct control *ctl)
 		log_warnx("buoy: re-applying the persisted config failed: %s", why);
 		return;
 	}
+	emit_applied(ctl, true);
 	log_info("buoy: re-applied the persisted config revision=%.12s serial=%llu peers=%zu",
 	    ctl->nc->cfg->revision, (unsigned long long)ctl->nc->serial,
 	    config_view(ctl->nc)->n_peers);
@@ -333,7 +573,7 @@ control_methods(struct control *ctl, size_t *n)
 		{ SVC "ApplyConfig", false, apply_config, NULL },
 		{ SVC "AddPeer", false, add_peer, NULL },
 		{ SVC "RemovePeer", false, remove_peer, NULL },
-		{ SVC "GetHandshakes", false, not_yet, "GetHandshakes: not implemented yet" },
+		{ SVC "GetHandshakes", false, get_handshakes, NULL },
 		{ SVC "RestartService", false, not_yet, "RestartService: not implemented yet" },
 	};
 
@@ -342,6 +582,7 @@ control_methods(struct control *ctl, size_t *n)
 	m[2].arg = ctl;
 	m[3].arg = ctl;
 	m[4].arg = ctl;
+	m[5].arg = ctl;
 	*n = sizeof(m) / sizeof(m[0]);
 	return m;
 }

@@ -14,8 +14,19 @@ struct grpc_method;
 struct node_config;
 struct dataplane;
 
+#define EVENT_RING	1024	/* events kept for WatchEvents(since_seq) */
+
+struct watcher;
+
 struct control {
 	struct event_base	*base;
+	struct watcher		*watchers;	/* open WatchEvents streams */
+	struct {
+		uint8_t		*buf;		/* a packed Event */
+		size_t		 len;
+		uint64_t	 seq;
+		int		 kind;
+	} ring[EVENT_RING];
 	struct node_config	*nc;		/* the signed config that runs */
 	struct dataplane	*dp;
 	struct spiffe		 self;		/* this node, from its certificate */
@@ -25,6 +36,10 @@ struct control {
 
 /* The method table to serve; handlers get the struct control as their argument. */
 const struct grpc_method *control_methods(struct control *, size_t *n);
+/* A data-plane event (dataplane.h dp_event_fn), to every watcher. */
+void	control_dp_event(void *ctl, int kind, const uint8_t *key, const char *endpoint,
+	    int64_t handshake_nanos, const char *detail);
+void	control_free(struct control *);
 /* Re-apply the persisted config at boot, before any controller contact. */
 void	control_boot(struct control *);
 

@@ -24,8 +24,19 @@ struct dp_status {
 	char		detail[128];
 };
 
+struct wg_device;
+
+/*
+ * What a data plane reports as it happens: kind is a PHAROS__V1__EVENT_KIND__* value;
+ * key (32 bytes) and endpoint for handshakes, detail for errors and restarts.
+ */
+typedef void (*dp_event_fn)(void *arg, int kind, const uint8_t *key, const char *endpoint,
+    int64_t handshake_nanos, const char *detail);
+
 struct dataplane {
 	const char	*name;
+	dp_event_fn	 on_event;	/* set by the owner; may be NULL */
+	void		*event_arg;
 	/* Make the data plane match cfg; only the difference is applied. */
 	int		(*apply)(struct dataplane *, const Pharos__V1__NodeConfig *cfg,
 			    struct dp_result *, char *why, size_t whylen);
@@ -33,6 +44,8 @@ struct dataplane {
 	int		(*apply_delta)(struct dataplane *, const Pharos__V1__PeerDelta *,
 			    struct dp_result *, char *why, size_t whylen);
 	void		(*status)(struct dataplane *, struct dp_status *);
+	/* The live peers with their handshakes and counters (*out NULL: none). */
+	int		(*peers)(struct dataplane *, struct wg_device **out);
 	void		(*free)(struct dataplane *);
 	void		*ctx;
 };

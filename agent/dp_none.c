@@ -53,6 +53,14 @@ none_status(struct dataplane *dp, struct dp_status *st)
 	strcpy(st->detail, "data plane 'none': config recorded, nothing configured");
 }
 
+static int
+none_peers(struct dataplane *dp, struct wg_device **out)
+{
+	(void)dp;
+	*out = NULL;
+	return 0;
+}
+
 static void
 none_free(struct dataplane *dp)
 {
@@ -73,6 +81,7 @@ dp_none_new(void)
 	dp->apply = none_apply;
 	dp->apply_delta = none_delta;
 	dp->status = none_status;
+	dp->peers = none_peers;
 	dp->free = none_free;
 	return dp;
 }

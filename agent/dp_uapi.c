@@ -44,6 +44,12 @@ struct uapi_dp {
 	bool				 up;
 	/* What the interface was last set to: ip/nft run only when this changes. */
 	char				*netkey;
+	/* Peers seen with a recent handshake at the last check, sorted by key. */
+	struct hs_seen {
+		uint8_t	key[32];
+		bool	active;
+	}				*seen;
+	size_t				 nseen;
 	const Pharos__V1__NodeConfig	*(*current)(void *);
 	void				*current_arg;
 	struct event			*check;
@@ -74,6 +80,9 @@ ensure_running(struct uapi_dp *u)
 		return ERR_SYS;
 	}
 	log_info("buoy: started %s interface=%s pid=%d", u->impl, u->ifname, (int)u->pid);
+	/* A new interface: its addresses, MTU and link state must be set again. */
+	free(u->netkey);
+	u->netkey = NULL;
 	return 0;
 }
 
@@ -290,7 +299,77 @@ uapi_status(struct dataplane *dp, struct dp_status *st)
 	snprintf(st->detail, sizeof(st->detail), "%s", u->detail);
 }
 
-/* Every second: reap, and if the implementation is gone, restart it and re-apply. */
+static int
+seen_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
+static void
+emit(struct uapi_dp *u, int kind, const uint8_t *key, const char *ep, int64_t hs,
+    const char *detail)
+{
+	if (u->dp.on_event != NULL)
+		u->dp.on_event(u->dp.event_arg, kind, key, ep, hs, detail);
+}
+
+/*
+ * A peer is "up" while its last handshake is younger than 180 s. Compare with the last
+ * check (both sorted by key) and report the changes.
+ */
+static void
+scan_handshakes(struct uapi_dp *u, const struct wg_device *dev)
+{
+	struct hs_seen *now;
+	time_t t = time(NULL);
+	size_t i, j = 0;
+
+	if ((now = calloc(dev->npeers + 1, sizeof(*now))) == NULL)
+		return;
+	for (i = 0; i < dev->npeers; i++) {
+		memcpy(now[i].key, dev->peers[i].public_key, 32);
+		now[i].active = dev->peers[i].last_handshake_sec > 0 &&
+		    t - dev->peers[i].last_handshake_sec < ACTIVE_WINDOW_S;
+	}
+	qsort(now, dev->npeers, sizeof(*now), seen_cmp);
+	for (i = 0; i < dev->npeers; i++) {
+		const struct wg_peer *p = NULL;
+		bool was = false;
+		size_t k;
+
+		while (j < u->nseen && memcmp(u->seen[j].key, now[i].key, 32) < 0)
+			j++;
+		if (j < u->nseen && memcmp(u->seen[j].key, now[i].key, 32) == 0)
+			was = u->seen[j].active;
+		if (was == now[i].active)
+			continue;
+		for (k = 0; k < dev->npeers; k++)
+			if (memcmp(dev->peers[k].public_key, now[i].key, 32) == 0) {
+				p = &dev->peers[k];
+				break;
+			}
+		emit(u, now[i].active ? PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_UP :
+		    PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_DOWN, now[i].key,
+		    p != NULL ? p->endpoint : "", p != NULL ? p->last_handshake_sec * 1000000000 +
+		    p->last_handshake_nsec : 0, NULL);
+	}
+	free(u->seen);
+	u->seen = now;
+	u->nseen = dev->npeers;
+}
+
+static int
+uapi_peers(struct dataplane *dp, struct wg_device **out)
+{
+	struct uapi_dp *u = dp->ctx;
+
+	return uapi_get_timeout(out, u->sock, 1000);
+}
+
+/*
+ * Every second: reap; read the device once, for liveness and handshake changes; if the
+ * implementation is gone, restart it and re-apply.
+ */
 static void
 check_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -306,14 +385,26 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
 	cfg = u->current(u->current_arg);
-	if (u->up && cfg != NULL && !alive(u)) {
-		u->restarts++;
-		log_warnx("buoy: %s interface=%s is gone; restarting it (restart %u)", u->impl,
-		    u->ifname, u->restarts);
-		if (uapi_apply(&u->dp, cfg, &res, why, sizeof(why)) != 0)
-			log_warnx("buoy: re-applying after the restart failed: %s", why);
-		else
-			log_info("buoy: %s restarted and the running config re-applied", u->impl);
+	if (u->up && cfg != NULL) {
+		struct wg_device *dev = NULL;
+		if (uapi_get_timeout(&dev, u->sock, 300) == 0) {
+			scan_handshakes(u, dev);
+			wg_device_free(dev);
+		} else {
+			u->restarts++;
+			log_warnx("buoy: %s interface=%s is gone; restarting it (restart %u)",
+			    u->impl, u->ifname, u->restarts);
+			if (uapi_apply(&u->dp, cfg, &res, why, sizeof(why)) != 0) {
+				log_warnx("buoy: re-applying after the restart failed: %s", why);
+				emit(u, PHAROS__V1__EVENT_KIND__EVENT_KIND_DATA_PLANE_ERROR, NULL, NULL,
+				    0, why);
+			} else {
+				log_info("buoy: %s restarted and the running config re-applied",
+				    u->impl);
+				emit(u, PHAROS__V1__EVENT_KIND__EVENT_KIND_BACKEND_RESTARTED, NULL,
+				    NULL, 0, "the process was gone");
+			}
+		}
 	}
 	evtimer_add(u->check, &tv);
 }
@@ -326,6 +417,7 @@ uapi_free(struct dataplane *dp)
 	if (u->check != NULL)
 		event_free(u->check);
 	free(u->netkey);
+	free(u->seen);
 	sodium_memzero(u->priv, sizeof(u->priv));
 	free(u);
 }
@@ -372,6 +464,7 @@ dp_uapi_new(struct event_base *base, const char *dir, const char *ifname, const 
 	u->dp.apply = uapi_apply;
 	u->dp.apply_delta = uapi_delta;
 	u->dp.status = uapi_status;
+	u->dp.peers = uapi_peers;
 	u->dp.free = uapi_free;
 	u->dp.ctx = u;
 	if ((u->check = evtimer_new(base, check_cb, u)) != NULL)

@@ -29,6 +29,7 @@ cleanup() {
 		ip netns del "$ns" 2>/dev/null
 	done
 	rm -f "/var/run/wireguard/$IF_N.sock" "/var/run/wireguard/$IF_C.sock"
+	[ -n "${KEEP:-}" ] && cp "$tmp/buoy.log" /tmp/buoy-netns.log
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -94,6 +95,10 @@ ip -n "$NS_C" addr add 10.64.0.2/24 dev "$IF_C"
 ip -n "$NS_C" link set "$IF_C" mtu 1420 up
 
 start_buoy
+CONN=(--target "10.198.0.1:$port" --ca "$p/ca.pem" --cert "$p/controller.pem" --key "$p/controller.key")
+ip netns exec "$NS_C" "$ctl" watch "${CONN[@]}" --timeout 60 >"$tmp/events1" 2>/dev/null &
+watch1=$!
+sleep 0.3
 out=$(push 1 --peer "$client_pub=10.64.0.2/32")
 check "signed config with the device as a peer applied ($(echo $out | cut -c1-50))" \
     bash -c "[[ '$out' == *'applied result=1 serial=1 peers=+1'* ]]"
@@ -104,6 +109,14 @@ check "wg show on the node sees the handshake ($hs)" test "${hs:-0}" -gt 0
 st=$(ip netns exec "$NS_C" "$ctl" status --target "10.198.0.1:$port" --ca "$p/ca.pem" \
     --cert "$p/controller.pem" --key "$p/controller.key")
 check "GetStatus: revision r1, 1 peer ($(echo $st | cut -c1-40))" bash -c "[[ '$st' == *'revision=r1 serial=1 peers=1'* ]]"
+for _ in $(seq 30); do grep -q "kind=1 key=$client_pub" "$tmp/events1" && break; sleep 0.1; done
+check "WatchEvents: CONFIG_APPLIED (pushed)" grep -q 'kind=3 pushed' "$tmp/events1"
+check "WatchEvents: HANDSHAKE_UP for the device" grep -q "kind=1 key=$client_pub" "$tmp/events1"
+check "WatchEvents: heartbeats" grep -q 'kind=6' "$tmp/events1"
+hsl=$(ip netns exec "$NS_C" "$ctl" handshakes "${CONN[@]}" | grep "^peer $client_pub")
+check "GetHandshakes: the device with a handshake and bytes ($(echo $hsl | cut -c58-))" \
+    bash -c "[[ '$hsl' == *'handshake=1'* && '$hsl' != *'rx=0 '* ]]"
+kill "$watch1" 2>/dev/null
 out=$(push 1 --peer "$client_pub=10.64.0.2/32")
 check "the same config again: unchanged" bash -c "[[ '$out' == *'applied result=2'* ]]"
 
@@ -145,11 +158,22 @@ check "buoy restarted with no controller: config and deltas re-applied from disk
     grep -q 're-applied the persisted config revision=r3 serial=5' "$tmp/buoy.log"
 check "buoy restarted: ping within 2 s ($(echo "$t1 - $t0" | bc | cut -c1-5) s)" test "$ok_restart" = 1
 
+CONN=(--target "10.198.0.1:$port" --ca "$p/ca.pem" --cert "$p/controller.pem" --key "$p/controller.key")
+ip netns exec "$NS_C" "$ctl" watch "${CONN[@]}" --timeout 60 >"$tmp/events2" 2>/dev/null &
+watch2=$!
+sleep 0.5
 wgpid=$(ip netns pids "$NS_N" | while read -r q; do
 	[ "$(cat /proc/"$q"/comm 2>/dev/null)" = wireguard-go ] && echo "$q"; done | head -1)
 kill -9 "$wgpid"
 for _ in $(seq 60); do grep -q "restarted and the running config re-applied" "$tmp/buoy.log" && break; sleep 0.1; done
 check "wireguard-go killed: buoy restarts it and re-applies" grep -q "restarted and the running config re-applied" "$tmp/buoy.log"
+sleep 0.3
+check "WatchEvents: BACKEND_RESTARTED" grep -q 'kind=5' "$tmp/events2"
+kill "$watch2" 2>/dev/null
+# A controller that reconnects resumes after the last seq it saw: the ring replays.
+ip netns exec "$NS_C" "$ctl" watch "${CONN[@]}" --since 1 --count 2 --timeout 5 >"$tmp/events3" 2>/dev/null
+check "WatchEvents since_seq=1: missed events replayed ($(grep -v kind=6 "$tmp/events3" | head -1))" \
+    grep -q 'kind=5' "$tmp/events3"
 # A fresh device has no sessions: again the client re-handshakes on its own timers.
 check "wireguard-go killed: traffic resumes (after the client's re-handshake)" ping_within 25
 kill -TERM "$buoy_pid"; wait "$buoy_pid"

@@ -15,6 +15,11 @@
  *       A signed PeerDelta. Prints "status CODE MESSAGE" and "peers serial=S count=N
  *       changed=C". --bench COUNT sends COUNT AddPeers of one fresh random peer each, one
  *       after another (serials B+1..), and prints "bench calls=N p50_ms=A p99_ms=B".
+ *   ctl_push watch CONN [--since SEQ] [--count N]
+ *       WatchEvents: prints "event seq=S kind=K [key=B64] [detail]" per event (heartbeats
+ *       as kind=6), until N events or the timeout.
+ *   ctl_push handshakes CONN
+ *       GetHandshakes: prints "peer KEY handshake=UNIX_SECONDS rx=N tx=N" per peer.
  *   ctl_push status CONN
  *       Prints "node revision=R serial=S peers=N hash=HEX".
  *   CONN: --target HOST:PORT --ca CA --cert CERT --key KEY [--expect-id SPIFFE] [--timeout S]
@@ -38,7 +43,9 @@ static struct event_base *base;
 static struct tls_policy policy;
 static int exit_code = 1;
 static bool want_status;
-static int mode;	/* 0 apply, 1 status, 2 add-peer, 3 remove-peer */
+static int mode;	/* 0 apply, 1 status, 2 add-peer, 3 remove-peer, 4 watch, 5 handshakes */
+static long watch_left = -1;
+static uint64_t watch_since;
 static struct grpc_channel *chn;
 static unsigned char signkey[crypto_sign_SECRETKEYBYTES];
 static Pharos__V1__PeerDelta delta = PHAROS__V1__PEER_DELTA__INIT;
@@ -81,6 +88,46 @@ on_msg(void *arg, const uint8_t *msg, size_t len)
 	char h[65] = "";
 
 	(void)arg;
+	if (mode == 4) {
+		Pharos__V1__Event *e = pharos__v1__event__unpack(NULL, len, msg);
+		char k[64] = "";
+		if (e == NULL)
+			return;
+		if (e->detail_case == PHAROS__V1__EVENT__DETAIL_HANDSHAKE &&
+		    e->handshake->public_key.len == 32)
+			sodium_bin2base64(k, sizeof(k), e->handshake->public_key.data, 32,
+			    sodium_base64_VARIANT_ORIGINAL);
+		printf("event seq=%llu kind=%d%s%s%s%s\n", (unsigned long long)e->seq, e->kind,
+		    k[0] ? " key=" : "", k,
+		    e->detail_case == PHAROS__V1__EVENT__DETAIL_CONFIG_APPLIED ?
+		    (e->config_applied->from_disk ? " from_disk" : " pushed") : "",
+		    e->detail_case == PHAROS__V1__EVENT__DETAIL_EVENTS_LOST ? " lost" : "");
+		fflush(stdout);
+		pharos__v1__event__free_unpacked(e, NULL);
+		if (watch_left > 0 && --watch_left == 0) {
+			exit_code = 0;
+			event_base_loopexit(base, NULL);
+		}
+		return;
+	}
+	if (mode == 5) {
+		Pharos__V1__HandshakesResponse *hr = pharos__v1__handshakes_response__unpack(NULL,
+		    len, msg);
+		size_t i;
+		char k[64];
+		if (hr == NULL)
+			return;
+		for (i = 0; i < hr->n_peers; i++) {
+			sodium_bin2base64(k, sizeof(k), hr->peers[i]->public_key.data,
+			    hr->peers[i]->public_key.len, sodium_base64_VARIANT_ORIGINAL);
+			printf("peer %s handshake=%lld rx=%llu tx=%llu\n", k,
+			    (long long)(hr->peers[i]->last_handshake_unix_nanos / 1000000000),
+			    (unsigned long long)hr->peers[i]->rx_bytes,
+			    (unsigned long long)hr->peers[i]->tx_bytes);
+		}
+		pharos__v1__handshakes_response__free_unpacked(hr, NULL);
+		return;
+	}
 	if (mode >= 2) {
 		Pharos__V1__PeerResponse *r = pharos__v1__peer_response__unpack(NULL, len, msg);
 		if (r != NULL && bench_n == 0)
@@ -277,6 +324,8 @@ main(int argc, char **argv)
 		{ "remove", required_argument, NULL, 'R' },
 		{ "bench", required_argument, NULL, 'N' },
 		{ "peers-file", required_argument, NULL, 'F' },
+		{ "since", required_argument, NULL, 'Q' },
+		{ "count", required_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *target = NULL, *ca = NULL, *cert = NULL, *key = NULL, *expect = NULL;
@@ -308,7 +357,10 @@ main(int argc, char **argv)
 		return argc == 4 ? keygen(argv[2], argv[3]) : 2;
 	want_status = strcmp(argv[1], "status") == 0;
 	mode = want_status ? 1 : strcmp(argv[1], "add-peer") == 0 ? 2 :
-	    strcmp(argv[1], "remove-peer") == 0 ? 3 : strcmp(argv[1], "apply") == 0 ? 0 : -1;
+	    strcmp(argv[1], "remove-peer") == 0 ? 3 : strcmp(argv[1], "apply") == 0 ? 0 :
+	    strcmp(argv[1], "watch") == 0 ? 4 : strcmp(argv[1], "handshakes") == 0 ? 5 : -1;
+	if (mode >= 4)
+		want_status = true;	/* no signing key needed */
 	if (mode < 0)
 		goto usage;
 	cfg.amneziawg = &awg;
@@ -339,6 +391,8 @@ main(int argc, char **argv)
 		case 'X': tamper = true; break;
 		case 'B': delta.base_serial = strtoull(optarg, NULL, 10); break;
 		case 'N': bench_n = bench_left = atol(optarg); break;
+		case 'Q': watch_since = strtoull(optarg, NULL, 10); break;
+		case 'K': watch_left = atol(optarg); break;
 		case 'F': {
 			/* One PUB=CIDR[,CIDR][@HOST:PORT] per line, for big configs. */
 			static Pharos__V1__Peer **many;
@@ -387,7 +441,7 @@ main(int argc, char **argv)
 	    (!want_status && (skpath == NULL || cfg.fleet_id == NULL || cfg.node == NULL)))
 		goto usage;
 	call_timeout_ms = timeout_ms;
-	if (mode >= 2) {
+	if (mode == 2 || mode == 3) {
 		if (load_sk(signkey, skpath) != 0) {
 			fprintf(stderr, "ctl_push: %s\n", err_last());
 			return 1;
@@ -460,7 +514,18 @@ main(int argc, char **argv)
 		struct grpc_channel_opts co = { .ssl = ctx, .authorize = authorize,
 		    .backoff_initial_ms = 100 };
 		chn = grpc_channel_new(base, host, colon + 1, &co);
-		if (mode >= 2)
+		if (mode == 4) {
+			Pharos__V1__WatchEventsRequest wr = PHAROS__V1__WATCH_EVENTS_REQUEST__INIT;
+			uint8_t wb[64];
+			wr.since_seq = watch_since;
+			wr.heartbeat_seconds = 1;
+			grpc_channel_call(chn, "/pharos.v1.NodeControl/WatchEvents", wb,
+			    pharos__v1__watch_events_request__pack(&wr, wb), timeout_ms,
+			    GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
+		} else if (mode == 5) {
+			grpc_channel_call(chn, "/pharos.v1.NodeControl/GetHandshakes", NULL, 0,
+			    timeout_ms, GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
+		} else if (mode >= 2)
 			send_delta();
 		else
 			grpc_channel_call(chn, want_status ? "/pharos.v1.NodeControl/GetStatus" :
@@ -492,6 +557,8 @@ usage:
 	    "       ctl_push add-peer CONN --sign-key K --fleet F --node N --base-serial B\n"
 	    "                --serial S [--peer PUB=CIDR]... [--bench COUNT]\n"
 	    "       ctl_push remove-peer CONN ... --remove PUB...\n"
+	    "       ctl_push watch CONN [--since SEQ] [--count N]\n"
+	    "       ctl_push handshakes CONN\n"
 	    "       ctl_push status CONN\n"
 	    "CONN: --target HOST:PORT --ca CA --cert CERT --key KEY [--expect-id ID] [--timeout S]\n");
 	return 2;
