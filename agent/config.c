@@ -83,7 +83,8 @@ view_reset(struct node_config *nc)
 	free(nc->view_peers);
 	if ((nc->view_peers = calloc(n + 1, sizeof(*nc->view_peers))) == NULL)
 		return ERR_NOMEM;
-	memcpy(nc->view_peers, nc->cfg->peers, n * sizeof(*nc->view_peers));
+	if (n > 0)
+		memcpy(nc->view_peers, nc->cfg->peers, n * sizeof(*nc->view_peers));
 	nc->view = *nc->cfg;
 	nc->view.peers = nc->view_peers;
 	nc->view.n_peers = n;
