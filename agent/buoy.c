@@ -58,6 +58,7 @@ usage(FILE *f)
 
 static struct grpc_server *server;
 static struct tls_policy policy;
+static struct control *the_control;
 
 static int
 authorize(SSL *ssl, const struct spiffe *peer, const char *addr, void *arg)
@@ -80,6 +81,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
 	log_info("buoy: signal %d: shutting down (running calls finish)", (int)sig);
+	control_shutdown(the_control);
 	grpc_server_shutdown(server, stopped, arg);
 }
 
@@ -194,6 +196,7 @@ cmd_run(int argc, char **argv)
 	ctl.dp->on_event = control_dp_event;
 	ctl.dp->event_arg = &ctl;
 	ctl.base = base;
+	the_control = &ctl;
 	/* The last signed config comes back up before any controller contact. */
 	control_boot(&ctl);
 	methods = control_methods(&ctl, &nmethods);

@@ -344,6 +344,20 @@ watch_events(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 }
 
 void
+control_shutdown(struct control *ctl)
+{
+	struct watcher *w;
+
+	/* Event streams never end by themselves: end them, so shutdown can drain. */
+	while ((w = ctl->watchers) != NULL) {
+		ctl->watchers = w->next;
+		grpc_call_finish(w->call, GRPC_UNAVAILABLE, "node agent shutting down");
+		event_free(w->tick);
+		free(w);
+	}
+}
+
+void
 control_free(struct control *ctl)
 {
 	size_t i;

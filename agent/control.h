@@ -40,6 +40,8 @@ const struct grpc_method *control_methods(struct control *, size_t *n);
 void	control_dp_event(void *ctl, int kind, const uint8_t *key, const char *endpoint,
 	    int64_t handshake_nanos, const char *detail);
 void	control_free(struct control *);
+/* End every WatchEvents stream (UNAVAILABLE), so a graceful shutdown can finish. */
+void	control_shutdown(struct control *);
 /* Re-apply the persisted config at boot, before any controller contact. */
 void	control_boot(struct control *);
 

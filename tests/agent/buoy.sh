@@ -44,9 +44,19 @@ for _ in $(seq 100); do
 done
 check "buoy run serves (port ${port:-none})" test -n "$port"
 /usr/bin/python3 tests/agent/buoy_grpc.py "127.0.0.1:$port" "$tmp/pki" | sed "s/^\(not \)\{0,1\}ok - /&[$TAG] grpcio -> buoy: /"
+# A controller watching events must not keep buoy from stopping.
+"$build/tools/ctl_push" watch --target "127.0.0.1:$port" --ca "$tmp/pki/ca.pem" \
+    --cert "$tmp/pki/controller.pem" --key "$tmp/pki/controller.key" --timeout 30 \
+    >"$tmp/watch.out" 2>&1 &
+wpid=$!
+sleep 0.5
 kill -TERM "$pid"
+for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -9 "$pid" 2>/dev/null && echo "not ok - [$TAG] buoy did not stop within 5 s of SIGTERM"
 wait "$pid"
 rc=$?
 pid=
-check "SIGTERM: clean exit 0" test "$rc" = 0
+check "SIGTERM: clean exit 0, with a WatchEvents stream open" test "$rc" = 0
+wait "$wpid"
+check "the watcher was told: UNAVAILABLE, shutting down" grep -q 'status 14 node agent shutting down' "$tmp/watch.out"
 check "SIGTERM: logged" grep -q "buoy: stopped" "$tmp/buoy.log"
