@@ -60,16 +60,6 @@ static struct grpc_server *server;
 static struct tls_policy policy;
 static struct control *the_control;
 
-static int
-authorize(SSL *ssl, const struct spiffe *peer, const char *addr, void *arg)
-{
-	char why[256];
-
-	(void)peer;
-	(void)arg;
-	return tls_authorize(ssl, &policy, addr, why, sizeof(why));
-}
-
 static void
 stopped(void *arg)
 {
@@ -202,7 +192,8 @@ cmd_run(int argc, char **argv)
 	methods = control_methods(&ctl, &nmethods);
 	memset(&so, 0, sizeof(so));
 	so.ssl = ctx;
-	so.authorize = authorize;
+	so.authorize = tls_authorize_cb;
+	so.authorize_arg = &policy;
 	server = grpc_server_new(base, &so, methods, nmethods);
 	if (server == NULL || grpc_server_listen(server, host, colon + 1, &bound) != 0) {
 		log_warnx("buoy: cannot listen on %s: %s", listen, err_last());

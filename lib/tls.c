@@ -854,3 +854,12 @@ refused:
 	    esc(rbuf, sizeof(rbuf), reason));
 	return ERR_INVAL;
 }
+
+int
+tls_authorize_cb(SSL *ssl, const struct spiffe *peer_id, const char *peer_addr, void *policy)
+{
+	char why[256];
+
+	(void)peer_id;
+	return tls_authorize(ssl, policy, peer_addr, why, sizeof(why));
+}

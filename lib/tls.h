@@ -81,4 +81,11 @@ struct tls_policy {
 int	 tls_authorize(SSL *, const struct tls_policy *, const char *peer_addr,
 	    char *why, size_t whylen);
 
+/*
+ * tls_authorize() in the shape of the gRPC layer's authorize callback
+ * (grpc_authorize_fn): the argument is the struct tls_policy to apply.
+ */
+int	 tls_authorize_cb(SSL *, const struct spiffe *peer_id, const char *peer_addr,
+	    void *policy);
+
 #endif

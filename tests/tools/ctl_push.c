@@ -62,16 +62,6 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int
-authorize(SSL *ssl, const struct spiffe *peer, const char *addr, void *arg)
-{
-	char why[256];
-
-	(void)peer;
-	(void)arg;
-	return tls_authorize(ssl, &policy, addr, why, sizeof(why));
-}
-
 static void
 hex(char *out, const uint8_t *b, size_t n)
 {
@@ -511,7 +501,8 @@ main(int argc, char **argv)
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
 	base = event_base_new();
 	{
-		struct grpc_channel_opts co = { .ssl = ctx, .authorize = authorize,
+		struct grpc_channel_opts co = { .ssl = ctx, .authorize = tls_authorize_cb,
+		    .authorize_arg = &policy,
 		    .backoff_initial_ms = 100 };
 		chn = grpc_channel_new(base, host, colon + 1, &co);
 		if (mode == 4) {

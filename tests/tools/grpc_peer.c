@@ -38,16 +38,6 @@
 static struct event_base *base;
 static struct tls_policy policy;
 
-static int
-authorize(SSL *ssl, const struct spiffe *peer, const char *addr, void *arg)
-{
-	char why[256];
-
-	(void)peer;
-	(void)arg;
-	return tls_authorize(ssl, &policy, addr, why, sizeof(why));
-}
-
 /* ---- server ---- */
 
 static void
@@ -488,7 +478,8 @@ main(int argc, char **argv)
 		usage();
 	if (serve) {
 		/* --keepalive-ms also bounds the wait for the PING's ACK, for tests. */
-		struct grpc_server_opts so = { .ssl = ctx, .authorize = authorize,
+		struct grpc_server_opts so = { .ssl = ctx, .authorize = tls_authorize_cb,
+		    .authorize_arg = &policy,
 		    .keepalive_ms = keepalive, .keepalive_timeout_ms = keepalive };
 		struct event *term;
 		int bound = 0;
@@ -506,7 +497,8 @@ main(int argc, char **argv)
 		event_free(term);
 		grpc_server_free(server);
 	} else {
-		struct grpc_channel_opts co = { .ssl = ctx, .authorize = authorize,
+		struct grpc_channel_opts co = { .ssl = ctx, .authorize = tls_authorize_cb,
+		    .authorize_arg = &policy,
 		    .authority = authority, .on_state = on_state, .keepalive_ms = keepalive,
 		    .backoff_initial_ms = backoff_ms };
 		int i;
