@@ -569,11 +569,45 @@ remove_peer(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 }
 
 static void
-not_yet(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
+restart_service(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 {
-	(void)req;
-	(void)len;
-	grpc_call_finish(call, GRPC_UNIMPLEMENTED, arg);
+	struct control *ctl = arg;
+	Pharos__V1__RestartServiceRequest *r;
+	Pharos__V1__RestartServiceResponse resp = PHAROS__V1__RESTART_SERVICE_RESPONSE__INIT;
+	Pharos__V1__BackendHealth bh = PHAROS__V1__BACKEND_HEALTH__INIT, *bhp = &bh;
+	struct dp_status ds;
+	char why[256] = "", reason[160];
+	int64_t t0 = mono_nanos();
+
+	if ((r = pharos__v1__restart_service_request__unpack(NULL, len, req)) == NULL) {
+		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "malformed RestartServiceRequest");
+		return;
+	}
+	snprintf(reason, sizeof(reason), "RestartService: %s", r->reason[0] ? r->reason :
+	    "no reason given");
+	if (r->backend == PHAROS__V1__BACKEND__BACKEND_XRAY) {
+		pharos__v1__restart_service_request__free_unpacked(r, NULL);
+		grpc_call_finish(call, GRPC_UNIMPLEMENTED, "the Xray backend is not run by this "
+		    "buoy yet");
+		return;
+	}
+	pharos__v1__restart_service_request__free_unpacked(r, NULL);
+	if (ctl->dp->restart == NULL) {
+		grpc_call_finish(call, GRPC_FAILED_PRECONDITION, "this data plane cannot restart");
+		return;
+	}
+	if (ctl->dp->restart(ctl->dp, reason, why, sizeof(why)) != 0) {
+		grpc_call_finish(call, GRPC_FAILED_PRECONDITION, why);
+		return;
+	}
+	ctl->dp->status(ctl->dp, &ds);
+	bh.backend = PHAROS__V1__BACKEND__BACKEND_AMNEZIAWG;
+	bh.state = (Pharos__V1__HealthState)ds.health;
+	bh.detail = ds.detail;
+	resp.backends = &bhp;
+	resp.n_backends = 1;
+	resp.restart_nanos = mono_nanos() - t0;
+	reply_msg(call, &resp.base);
 }
 
 #define SVC "/pharos.v1.NodeControl/"
@@ -588,7 +622,7 @@ control_methods(struct control *ctl, size_t *n)
 		{ SVC "AddPeer", false, add_peer, NULL },
 		{ SVC "RemovePeer", false, remove_peer, NULL },
 		{ SVC "GetHandshakes", false, get_handshakes, NULL },
-		{ SVC "RestartService", false, not_yet, "RestartService: not implemented yet" },
+		{ SVC "RestartService", false, restart_service, NULL },
 	};
 
 	m[0].arg = ctl;
@@ -597,6 +631,7 @@ control_methods(struct control *ctl, size_t *n)
 	m[3].arg = ctl;
 	m[4].arg = ctl;
 	m[5].arg = ctl;
+	m[6].arg = ctl;
 	*n = sizeof(m) / sizeof(m[0]);
 	return m;
 }

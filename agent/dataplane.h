@@ -44,6 +44,9 @@ struct dataplane {
 	int		(*apply_delta)(struct dataplane *, const Pharos__V1__PeerDelta *,
 			    struct dp_result *, char *why, size_t whylen);
 	void		(*status)(struct dataplane *, struct dp_status *);
+	/* Restart the implementation and re-apply what runs; NULL if not possible. */
+	int		(*restart)(struct dataplane *, const char *reason, char *why,
+			    size_t whylen);
 	/* The live peers with their handshakes and counters (*out NULL: none). */
 	int		(*peers)(struct dataplane *, struct wg_device **out);
 	void		(*free)(struct dataplane *);

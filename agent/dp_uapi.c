@@ -40,6 +40,7 @@ struct uapi_dp {
 	char				 log[1100];
 	uint8_t				 priv[32];
 	pid_t				 pid;
+	bool				 awg;		/* an AmneziaWG implementation */
 	unsigned			 restarts;
 	bool				 up;
 	/* What the interface was last set to: ip/nft run only when this changes. */
@@ -105,6 +106,26 @@ build_desired(struct uapi_dp *u, const Pharos__V1__NodeConfig *cfg, struct wg_de
 	memset(d, 0, sizeof(*d));
 	memcpy(d->private_key, u->priv, 32);
 	d->listen_port = cfg->amneziawg != NULL ? (int)cfg->amneziawg->listen_port : 0;
+	/* Obfuscation keys go only to an AmneziaWG implementation; WireGuard refuses them. */
+	if (u->awg && cfg->amneziawg != NULL && cfg->amneziawg->obfuscation != NULL) {
+		const Pharos__V1__AwgObfuscation *o = cfg->amneziawg->obfuscation;
+		const char *h[4] = { o->h1, o->h2, o->h3, o->h4 };
+		const char *is[5] = { o->i1, o->i2, o->i3, o->i4, o->i5 };
+
+		d->awg = true;
+		d->jc = (int)o->jc;
+		d->jmin = (int)o->jmin;
+		d->jmax = (int)o->jmax;
+		d->s1 = (int)o->s1;
+		d->s2 = (int)o->s2;
+		d->s3 = (int)o->s3;
+		d->s4 = (int)o->s4;
+		for (i = 0; i < 4; i++)
+			snprintf(d->h[i], sizeof(d->h[i]), "%s", h[i] != NULL ? h[i] : "");
+		for (i = 0; i < 5; i++)
+			if (is[i] != NULL && is[i][0] != '\0' && (d->i[i] = strdup(is[i])) == NULL)
+				return ERR_NOMEM;
+	}
 	if (cfg->n_peers > 0 && (d->peers = calloc(cfg->n_peers, sizeof(*d->peers))) == NULL)
 		return ERR_NOMEM;
 	for (i = 0; i < cfg->n_peers; i++) {
@@ -358,6 +379,39 @@ scan_handshakes(struct uapi_dp *u, const struct wg_device *dev)
 	u->nseen = dev->npeers;
 }
 
+/*
+ * RestartService: stop the implementation this agent started (or, if another process
+ * owns the interface, nothing can be restarted), then start it again and re-apply the
+ * running config — the same path as a crash.
+ */
+static int
+uapi_restart(struct dataplane *dp, const char *reason, char *why, size_t whylen)
+{
+	struct uapi_dp *u = dp->ctx;
+	const Pharos__V1__NodeConfig *cfg = u->current(u->current_arg);
+	struct dp_result res;
+
+	if (u->pid <= 0) {
+		snprintf(why, whylen, "%s was not started by this agent; restart it where it runs",
+		    u->ifname);
+		return ERR_INVAL;
+	}
+	log_info("buoy: restarting %s interface=%s: %s", u->impl, u->ifname, reason);
+	wgproc_stop(u->pid, 2000);
+	u->pid = 0;
+	u->restarts++;
+	if (cfg == NULL) {
+		if (ensure_running(u) != 0) {
+			snprintf(why, whylen, "%s", err_last());
+			return ERR_SYS;
+		}
+	} else if (uapi_apply(dp, cfg, &res, why, whylen) != 0) {
+		return ERR_SYS;
+	}
+	emit(u, PHAROS__V1__EVENT_KIND__EVENT_KIND_BACKEND_RESTARTED, NULL, NULL, 0, reason);
+	return 0;
+}
+
 static int
 uapi_peers(struct dataplane *dp, struct wg_device **out)
 {
@@ -445,6 +499,7 @@ dp_uapi_new(struct event_base *base, const char *dir, const char *ifname, const 
 	snprintf(u->impl, sizeof(u->impl), "%s", impl);
 	snprintf(u->sock, sizeof(u->sock), "/var/run/%s/%s.sock",
 	    awg ? "amneziawg" : "wireguard", ifname);
+	u->awg = awg;
 	snprintf(u->log, sizeof(u->log), "%s/%s.log", dir, ifname);
 	snprintf(path, sizeof(path), "%s/%s", dir, WG_KEY_FILE);
 	if (fs_read_file(&text, &len, path, 256) == 0)
@@ -465,6 +520,7 @@ dp_uapi_new(struct event_base *base, const char *dir, const char *ifname, const 
 	u->dp.apply_delta = uapi_delta;
 	u->dp.status = uapi_status;
 	u->dp.peers = uapi_peers;
+	u->dp.restart = uapi_restart;
 	u->dp.free = uapi_free;
 	u->dp.ctx = u;
 	if ((u->check = evtimer_new(base, check_cb, u)) != NULL)

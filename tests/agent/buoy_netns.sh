@@ -176,6 +176,10 @@ check "WatchEvents since_seq=1: missed events replayed ($(grep -v kind=6 "$tmp/e
     grep -q 'kind=5' "$tmp/events3"
 # A fresh device has no sessions: again the client re-handshakes on its own timers.
 check "wireguard-go killed: traffic resumes (after the client's re-handshake)" ping_within 25
+out=$(ip netns exec "$NS_C" "$ctl" restart "${CONN[@]}" --reason "test restart")
+check "RestartService: OK ($(echo $out | cut -c1-30))" bash -c "[[ '$out' == *'status 0'* ]]"
+check "RestartService: logged with the reason" grep -q 'restarting wireguard-go interface=.*RestartService: test restart' "$tmp/buoy.log"
+check "RestartService: traffic resumes (after the client's re-handshake)" ping_within 25
 kill -TERM "$buoy_pid"; wait "$buoy_pid"
 check "buoy SIGTERM: exit 0" test $? = 0
 buoy_pid=

@@ -18,6 +18,8 @@
  *   ctl_push watch CONN [--since SEQ] [--count N]
  *       WatchEvents: prints "event seq=S kind=K [key=B64] [detail]" per event (heartbeats
  *       as kind=6), until N events or the timeout.
+ *   ctl_push restart CONN [--reason TEXT]
+ *       RestartService of the AmneziaWG/WireGuard backend; prints "status CODE MESSAGE".
  *   ctl_push handshakes CONN
  *       GetHandshakes: prints "peer KEY handshake=UNIX_SECONDS rx=N tx=N" per peer.
  *   ctl_push status CONN
@@ -43,7 +45,9 @@ static struct event_base *base;
 static struct tls_policy policy;
 static int exit_code = 1;
 static bool want_status;
-static int mode;	/* 0 apply, 1 status, 2 add-peer, 3 remove-peer, 4 watch, 5 handshakes */
+static int mode;	/* 0 apply, 1 status, 2 add-peer, 3 remove-peer, 4 watch, 5 handshakes,
+			   6 restart */
+static const char *restart_reason = "";
 static long watch_left = -1;
 static uint64_t watch_since;
 static struct grpc_channel *chn;
@@ -316,6 +320,7 @@ main(int argc, char **argv)
 		{ "peers-file", required_argument, NULL, 'F' },
 		{ "since", required_argument, NULL, 'Q' },
 		{ "count", required_argument, NULL, 'K' },
+		{ "reason", required_argument, NULL, 'Y' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *target = NULL, *ca = NULL, *cert = NULL, *key = NULL, *expect = NULL;
@@ -348,7 +353,8 @@ main(int argc, char **argv)
 	want_status = strcmp(argv[1], "status") == 0;
 	mode = want_status ? 1 : strcmp(argv[1], "add-peer") == 0 ? 2 :
 	    strcmp(argv[1], "remove-peer") == 0 ? 3 : strcmp(argv[1], "apply") == 0 ? 0 :
-	    strcmp(argv[1], "watch") == 0 ? 4 : strcmp(argv[1], "handshakes") == 0 ? 5 : -1;
+	    strcmp(argv[1], "watch") == 0 ? 4 : strcmp(argv[1], "handshakes") == 0 ? 5 :
+	    strcmp(argv[1], "restart") == 0 ? 6 : -1;
 	if (mode >= 4)
 		want_status = true;	/* no signing key needed */
 	if (mode < 0)
@@ -383,6 +389,7 @@ main(int argc, char **argv)
 		case 'N': bench_n = bench_left = atol(optarg); break;
 		case 'Q': watch_since = strtoull(optarg, NULL, 10); break;
 		case 'K': watch_left = atol(optarg); break;
+		case 'Y': restart_reason = optarg; break;
 		case 'F': {
 			/* One PUB=CIDR[,CIDR][@HOST:PORT] per line, for big configs. */
 			static Pharos__V1__Peer **many;
@@ -513,6 +520,13 @@ main(int argc, char **argv)
 			grpc_channel_call(chn, "/pharos.v1.NodeControl/WatchEvents", wb,
 			    pharos__v1__watch_events_request__pack(&wr, wb), timeout_ms,
 			    GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
+		} else if (mode == 6) {
+			Pharos__V1__RestartServiceRequest rr = PHAROS__V1__RESTART_SERVICE_REQUEST__INIT;
+			uint8_t rb[512];
+			rr.reason = (char *)(uintptr_t)restart_reason;
+			grpc_channel_call(chn, "/pharos.v1.NodeControl/RestartService", rb,
+			    pharos__v1__restart_service_request__pack(&rr, rb), timeout_ms,
+			    GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
 		} else if (mode == 5) {
 			grpc_channel_call(chn, "/pharos.v1.NodeControl/GetHandshakes", NULL, 0,
 			    timeout_ms, GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
@@ -550,6 +564,7 @@ usage:
 	    "       ctl_push remove-peer CONN ... --remove PUB...\n"
 	    "       ctl_push watch CONN [--since SEQ] [--count N]\n"
 	    "       ctl_push handshakes CONN\n"
+	    "       ctl_push restart CONN [--reason TEXT]\n"
 	    "       ctl_push status CONN\n"
 	    "CONN: --target HOST:PORT --ca CA --cert CERT --key KEY [--expect-id ID] [--timeout S]\n");
 	return 2;
