@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "err.h"
 #include "fsutil.h"
@@ -207,15 +208,6 @@ out:
 	pharos__v1__apply_config_request__free_unpacked(r, NULL);
 }
 
-static int64_t
-unix_nanos(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int
 config_commit(struct node_config *nc, const uint8_t *req, size_t len, struct config_check *cc)
 {
@@ -229,7 +221,7 @@ config_commit(struct node_config *nc, const uint8_t *req, size_t len, struct con
 	nc->cfg = cc->cfg;
 	cc->cfg = NULL;		/* owned by the node config now */
 	memcpy(nc->hash, cc->hash, 32);
-	nc->applied_nanos = unix_nanos();
+	nc->applied_nanos = clock_unix_nanos();
 	nc->serial = nc->cfg->serial;
 	/* A new config starts a new chain of deltas (the old ones no longer apply). */
 	snprintf(path, sizeof(path), "%s/%s", nc->dir, DELTAS_FILE);

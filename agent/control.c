@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "control.h"
 #include "dataplane.h"
@@ -18,15 +19,6 @@
 #include "pharos/v1/node.pb-c.h"
 #include "err.h"
 #include "version.h"
-
-static int64_t
-unix_nanos(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static uint64_t
 mono_s(void)
@@ -70,7 +62,7 @@ get_status(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	st.node = ctl->self.name;
 	st.uptime_seconds = mono_s() - ctl->started;
 	st.agent_version = (char *)(uintptr_t)PHAROS_VERSION;
-	st.now_unix_nanos = unix_nanos();
+	st.now_unix_nanos = clock_unix_nanos();
 	st.next_event_seq = ctl->next_seq;
 	if (ctl->nc->cfg != NULL) {
 		st.revision = ctl->nc->ndeltas > 0 ?
@@ -150,7 +142,7 @@ send_lost(struct watcher *w, uint64_t first, uint64_t count)
 	uint8_t buf[96];
 
 	ev.seq = w->ctl->next_seq++;
-	ev.time_unix_nanos = unix_nanos();
+	ev.time_unix_nanos = clock_unix_nanos();
 	ev.kind = PHAROS__V1__EVENT_KIND__EVENT_KIND_EVENTS_LOST;
 	ev.detail_case = PHAROS__V1__EVENT__DETAIL_EVENTS_LOST;
 	lost.first_seq = first;
@@ -183,7 +175,7 @@ control_emit(struct control *ctl, Pharos__V1__Event *ev)
 	struct watcher *w, *next;
 
 	ev->seq = ctl->next_seq++;
-	ev->time_unix_nanos = unix_nanos();
+	ev->time_unix_nanos = clock_unix_nanos();
 	len = pharos__v1__event__get_packed_size(ev);
 	if ((buf = malloc(len ? len : 1)) == NULL)
 		return;
@@ -272,7 +264,7 @@ heartbeat(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	w->ctl->dp->status(w->ctl->dp, &ds);
 	ev.seq = w->ctl->next_seq++;
-	ev.time_unix_nanos = unix_nanos();
+	ev.time_unix_nanos = clock_unix_nanos();
 	ev.kind = PHAROS__V1__EVENT_KIND__EVENT_KIND_HEARTBEAT;
 	ev.detail_case = PHAROS__V1__EVENT__DETAIL_HEARTBEAT;
 	hb.serial = w->ctl->nc->serial;
@@ -417,21 +409,12 @@ get_handshakes(struct grpc_call *call, const uint8_t *req, size_t len, void *arg
 	}
 	resp.peers = pp;
 	resp.n_peers = n;
-	resp.now_unix_nanos = unix_nanos();
+	resp.now_unix_nanos = clock_unix_nanos();
 	reply_msg(call, &resp.base);
 	free(pp);
 	free(ph);
 	wg_device_free(dev);
 	pharos__v1__get_handshakes_request__free_unpacked(r, NULL);
-}
-
-static int64_t
-mono_nanos(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /*
@@ -446,7 +429,7 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	struct dp_result res;
 	Pharos__V1__ApplyConfigResponse resp = PHAROS__V1__APPLY_CONFIG_RESPONSE__INIT;
 	char why[256] = "";
-	int64_t t0 = mono_nanos();
+	int64_t t0 = clock_mono_nanos();
 
 	config_check(ctl->nc, req, len, &cc);
 	if (cc.verdict == CONFIG_REFUSED) {
@@ -474,7 +457,7 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 		log_info("buoy: applied revision=%.12s serial=%llu peers=+%u/-%u/~%u in %.3f ms",
 		    ctl->nc->cfg->revision, (unsigned long long)ctl->nc->cfg->serial,
 		    res.peers_added, res.peers_removed, res.peers_changed,
-		    (double)(mono_nanos() - t0) / 1e6);
+		    (double)(clock_mono_nanos() - t0) / 1e6);
 	}
 	resp.result = cc.verdict == CONFIG_NEW ? PHAROS__V1__APPLY_RESULT__APPLY_RESULT_APPLIED :
 	    PHAROS__V1__APPLY_RESULT__APPLY_RESULT_UNCHANGED;
@@ -485,7 +468,7 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	resp.peers_added = res.peers_added;
 	resp.peers_removed = res.peers_removed;
 	resp.peers_changed = res.peers_changed;
-	resp.apply_nanos = mono_nanos() - t0;
+	resp.apply_nanos = clock_mono_nanos() - t0;
 	reply_msg(call, &resp.base);
 }
 
@@ -577,7 +560,7 @@ restart_service(struct grpc_call *call, const uint8_t *req, size_t len, void *ar
 	Pharos__V1__BackendHealth bh = PHAROS__V1__BACKEND_HEALTH__INIT, *bhp = &bh;
 	struct dp_status ds;
 	char why[256] = "", reason[160];
-	int64_t t0 = mono_nanos();
+	int64_t t0 = clock_mono_nanos();
 
 	if ((r = pharos__v1__restart_service_request__unpack(NULL, len, req)) == NULL) {
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "malformed RestartServiceRequest");
@@ -606,7 +589,7 @@ restart_service(struct grpc_call *call, const uint8_t *req, size_t len, void *ar
 	bh.detail = ds.detail;
 	resp.backends = &bhp;
 	resp.n_backends = 1;
-	resp.restart_nanos = mono_nanos() - t0;
+	resp.restart_nanos = clock_mono_nanos() - t0;
 	reply_msg(call, &resp.base);
 }
 

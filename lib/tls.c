@@ -34,6 +34,7 @@
 #include <openssl/x509v3.h>
 
 #include "err.h"
+#include "fsutil.h"
 #include "log.h"
 #include "pki.h"
 #include "tls.h"
@@ -427,47 +428,14 @@ tls_log_handshake_failure(SSL *ssl, const char *peer_addr)
 
 /* ---- configuration ---- */
 
+/* fs_read_file() with this API's contract: a missing file is ERR_SYS like any other. */
 static int
 read_file(char **out, const char *path)
 {
-	FILE *f;
-	struct stat st;
-	char *buf = NULL;
-	size_t n;
-	int rc = ERR_SYS;
+	size_t len;
+	int rc = fs_read_file(out, &len, path, TLS_FILE_MAX);
 
-	*out = NULL;
-	if ((f = fopen(path, "re")) == NULL) {
-		err_setsys("%s", path);
-		return ERR_SYS;
-	}
-	if (fstat(fileno(f), &st) == -1) {
-		err_setsys("%s", path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > TLS_FILE_MAX) {
-		err_set("%s: not a regular file of at most %d bytes", path, TLS_FILE_MAX);
-		rc = ERR_TOOBIG;
-		goto out;
-	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		err_set("out of memory");
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	n = fread(buf, 1, (size_t)st.st_size, f);
-	if (ferror(f)) {
-		err_setsys("%s: read", path);
-		goto out;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	buf = NULL;	/* owned by the caller now */
-	rc = 0;
-out:
-	free(buf);
-	fclose(f);
-	return rc;
+	return rc == ERR_NOTFOUND ? ERR_SYS : rc;
 }
 
 /* Free a string the config owns; cast through uintptr_t since the fields are const. */
