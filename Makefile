@@ -41,7 +41,7 @@ endif
 endif
 
 PKGS	:= yaml-0.1 libgit2 jansson libsodium openssl libevent libevent_openssl libnghttp2 \
-	   libprotobuf-c
+	   libprotobuf-c sqlite3 libssh2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -78,7 +78,8 @@ LIB_SRCS	:= $(filter-out %_test.c,$(wildcard lib/*.c))
 PROTOS		:= $(wildcard proto/pharos/v1/*.proto)
 PROTO_SRCS	:= $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 FLEET_SRCS	:= schema/ytree.c schema/diag.c schema/fleet.c schema/validate.c schema/source.c
-COX_SRCS	:= reconciler/cox.c reconciler/cmd_validate.c
+COX_MAIN	:= reconciler/cox.c
+COX_SRCS	:= $(filter-out $(COX_MAIN),$(wildcard reconciler/*.c))
 BUOY_SRCS	:= $(wildcard agent/*.c)
 BEACON_SRCS	:= relay/beacon.c
 UNIT_SRCS	:= $(wildcard tests/unit/test_*.c)
@@ -89,12 +90,13 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBPHAROS	:= $(BUILD)/libpharos.a
 LIBFLEET	:= $(BUILD)/libfleet.a
+LIBCOX		:= $(BUILD)/libcox.a
 BINS		:= $(BUILD)/cox $(BUILD)/buoy $(BUILD)/beacon
 UNIT_BINS	:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 TOOL_BINS	:= $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 FUZZ_BINS	:= $(patsubst tests/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRCS))
 
-ALL_OBJS := $(call obj,$(LIB_SRCS) $(FLEET_SRCS) $(COX_SRCS) $(BUOY_SRCS) $(BEACON_SRCS) \
+ALL_OBJS := $(call obj,$(LIB_SRCS) $(FLEET_SRCS) $(COX_MAIN) $(COX_SRCS) $(BUOY_SRCS) $(BEACON_SRCS) \
 	    $(UNIT_SRCS) $(FUZZ_SRCS) $(TOOL_SRCS)) $(PROTO_SRCS:.c=.o)
 
 .PHONY: all unit check fuzz fuzz-targets bench demo install clean deps help
@@ -125,7 +127,11 @@ $(LIBFLEET): $(call obj,$(FLEET_SRCS))
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/cox: $(call obj,$(COX_SRCS)) $(LIBFLEET) $(LIBPHAROS)
+$(LIBCOX): $(call obj,$(COX_SRCS))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/cox: $(call obj,$(COX_MAIN)) $(LIBCOX) $(LIBFLEET) $(LIBPHAROS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -137,12 +143,12 @@ $(BUILD)/beacon: $(call obj,$(BEACON_SRCS)) $(LIBPHAROS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBFLEET) $(LIBPHAROS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBCOX) $(LIBFLEET) $(LIBPHAROS)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBFLEET) $(LIBPHAROS)
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBCOX) $(LIBFLEET) $(LIBPHAROS)
 	@mkdir -p $(@D)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -151,7 +157,7 @@ unit: $(UNIT_BINS) $(TOOL_BINS)
 
 # ---- fuzzing (clang + libFuzzer), in its own BUILD folder ----
 
-$(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(LIBFLEET) $(LIBPHAROS)
+$(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(LIBCOX) $(LIBFLEET) $(LIBPHAROS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
