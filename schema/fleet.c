@@ -833,6 +833,24 @@ collect(struct fleet *f, const struct slot *slots, size_t n)
 	return rc;
 }
 
+static int
+cmp_node(const void *a, const void *b)
+{
+	return strcmp((*(struct node *const *)a)->name, (*(struct node *const *)b)->name);
+}
+
+static int
+cmp_relay(const void *a, const void *b)
+{
+	return strcmp((*(struct relay *const *)a)->name, (*(struct relay *const *)b)->name);
+}
+
+static int
+cmp_user(const void *a, const void *b)
+{
+	return strcmp((*(struct user *const *)a)->name, (*(struct user *const *)b)->name);
+}
+
 int
 fleet_load(struct fleet **out, struct source *src, struct diag *d)
 {
@@ -895,6 +913,12 @@ fleet_load(struct fleet **out, struct source *src, struct diag *d)
 	}
 	if (rc == 0)
 		rc = collect(f, slots, n);
+	if (rc == 0) {
+		/* Sorted by name: lookups are binary searches, and every walk is in name order. */
+		qsort(f->nodes, f->nnodes, sizeof(*f->nodes), cmp_node);
+		qsort(f->relays, f->nrelays, sizeof(*f->relays), cmp_relay);
+		qsort(f->users, f->nusers, sizeof(*f->users), cmp_user);
+	}
 done:
 	for (i = 0; i < LOAD_THREADS; i++) {
 		source_reader_free(w[i].rd);
@@ -967,21 +991,37 @@ fleet_parse_duration(const char *s, int64_t *out)
 struct node *
 fleet_find_node(const struct fleet *f, const char *name)
 {
-	size_t i;
+	size_t lo = 0, hi = f->nnodes;
 
-	for (i = 0; i < f->nnodes; i++)
-		if (strcmp(f->nodes[i]->name, name) == 0)
-			return f->nodes[i];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, f->nodes[mid]->name);
+
+		if (c == 0)
+			return f->nodes[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
 	return NULL;
 }
 
 struct user *
 fleet_find_user(const struct fleet *f, const char *name)
 {
-	size_t i;
+	size_t lo = 0, hi = f->nusers;
 
-	for (i = 0; i < f->nusers; i++)
-		if (strcmp(f->users[i]->name, name) == 0)
-			return f->users[i];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, f->users[mid]->name);
+
+		if (c == 0)
+			return f->users[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
 	return NULL;
 }

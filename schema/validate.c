@@ -924,19 +924,55 @@ check_cascade(struct ctx *c, const char *rule, int hops, struct loc at,
 	}
 }
 
-static bool
-user_selected(const struct flist *sel, const struct user *u)
+/*
+ * Users no rule selects. One pass over the selectors (users are sorted by name, so a
+ * name is a binary search): linear in rules x selectors + users, not their product.
+ */
+static void
+warn_uncovered(struct ctx *c, const struct rule *rules)
 {
-	size_t i;
+	struct fleet *f = c->f;
+	bool *cov, all = false, admins = false, plain = false;
+	size_t i, j;
 
-	for (i = 0; i < sel->n; i++) {
-		const char *s = FLIST_STR(*sel, i).v;
-		if (strcmp(s, "*") == 0 || strcmp(s, u->name) == 0 ||
-		    (strcmp(s, "role:admin") == 0 && u->admin) ||
-		    (strcmp(s, "role:user") == 0 && !u->admin))
-			return true;
+	if (f->nusers == 0 || (cov = calloc(f->nusers, sizeof(*cov))) == NULL)
+		return;
+	for (i = 0; i < f->access.n; i++)
+		for (j = 0; j < rules[i].users.n; j++) {
+			const char *s = FLIST_STR(rules[i].users, j).v;
+			size_t lo = 0, hi = f->nusers;
+
+			if (strcmp(s, "*") == 0)
+				all = true;
+			else if (strcmp(s, "role:admin") == 0)
+				admins = true;
+			else if (strcmp(s, "role:user") == 0)
+				plain = true;
+			else
+				while (lo < hi) {
+					size_t mid = lo + (hi - lo) / 2;
+					int r = strcmp(s, f->users[mid]->name);
+
+					if (r == 0) {
+						cov[mid] = true;
+						break;
+					}
+					if (r < 0)
+						hi = mid;
+					else
+						lo = mid + 1;
+				}
+		}
+	for (i = 0; i < f->nusers && !all; i++) {
+		struct user *u = f->users[i];
+
+		if (cov[i] || (u->admin ? admins : plain))
+			continue;
+		if (u->hdr.set)
+			diag_warn(c->d, u->at, "user '%s' matches no access rule and cannot use any "
+			    "node", u->name);
 	}
-	return false;
+	free(cov);
 }
 
 static void
@@ -1051,16 +1087,7 @@ check_access(struct ctx *c)
 	for (i = 0; i < f->access.n; i++)
 		if (rules[i].hdr.set)
 			check_rule(c, &rules[i], i, false);
-	for (i = 0; i < f->nusers; i++) {
-		struct user *u = f->users[i];
-		size_t j;
-		for (j = 0; j < f->access.n; j++)
-			if (user_selected(&rules[j].users, u))
-				break;
-		if (j == f->access.n && u->hdr.set)
-			diag_warn(c->d, u->at, "user '%s' matches no access rule and cannot use any "
-			    "node", u->name);
-	}
+	warn_uncovered(c, rules);
 }
 
 void
