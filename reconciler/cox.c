@@ -15,6 +15,7 @@ static const struct {
 	int		(*fn)(int, char **);
 	const char	*help;
 } commands[] = {
+	{ "init", cmd_init, "create a state directory: fleet.git, state.db, the fleet's PKI" },
 	{ "validate", cmd_validate, "check a fleet repository (a folder or a git revision)" },
 };
 
