@@ -17,6 +17,7 @@ static const struct {
 } commands[] = {
 	{ "init", cmd_init, "create a state directory: fleet.git, state.db, the fleet's PKI" },
 	{ "validate", cmd_validate, "check a fleet repository (a folder or a git revision)" },
+	{ "nodes", cmd_nodes, "list, enroll (from a CSR) and forget nodes" },
 };
 
 static void
