@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * state.db: migrations, reopening, the round trips of every table, a read-only second
- * connection, and the audit chain against tampering done straight through SQLite.
+ * connection, and the audit chain against tampering done straight through SQLite; then
+ * a state directory from cox init and the controller's credentials from it (ctlpki).
  */
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -13,9 +16,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cox.h"
+#include "ctlpki.h"
 #include "err.h"
+#include "pki.h"
 #include "state.h"
 #include "t.h"
+#include "tls.h"
 
 static char dir[] = "/tmp/test_state.XXXXXX";
 
@@ -404,6 +411,114 @@ test_audit(void)
 	rm_dir();
 }
 
+static int
+rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* cox init, in this process (its output to /dev/null): the exit status. */
+static int
+run_init(char *argv[])
+{
+	int argc = 0, saved, devnull, rc;
+
+	while (argv[argc] != NULL)
+		argc++;
+	fflush(stdout);
+	saved = dup(1);
+	devnull = open("/dev/null", O_WRONLY);
+	dup2(devnull, 1);
+	rc = cmd_init(argc, argv);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	close(devnull);
+	return rc;
+}
+
+static void
+test_ctlpki(void)
+{
+	char root[] = "/tmp/test_ctlpki.XXXXXX", sd[256], fleet[CTLPKI_FLEET_MAX];
+	char serial[CTLPKI_SERIAL_MAX], *leaf = NULL, *chain = NULL, *csr_pem = NULL, *pub = NULL;
+	char b64[64];
+	struct state *st = NULL;
+	SSL_CTX *ctx = NULL;
+	struct spiffe id;
+	EVP_PKEY *key = NULL;
+	X509_REQ *csr = NULL;
+	uint8_t *sk = sodium_malloc(64), pk[32], sig[64];
+	time_t na = 0;
+
+	if (mkdtemp(root) == NULL || sk == NULL) {
+		T_OK(0, "ctlpki: setup");
+		return;
+	}
+	snprintf(sd, sizeof(sd), "%s/sd", root);
+	{
+		char *argv[] = { "init", "--fleet-id", "gamma", sd, NULL };
+		T_OK(run_init(argv) == COX_OK, "cox init in-process: %s", err_last());
+	}
+	T_OK(state_open(&st, sd, STATE_READONLY) == 0, "open the new state dir read-only");
+	if (st == NULL)
+		goto out;
+	T_OK(ctlpki_load(st, &ctx, sk, pk, fleet) == 0 && ctx != NULL, "ctlpki_load: %s",
+	    err_last());
+	T_STREQ(fleet, "gamma", "ctlpki_load: the fleet id");
+	if (ctx != NULL) {
+		T_OK(tls_ctx_spiffe(&id, ctx) == 0 && id.role == PKI_ROLE_CONTROLLER &&
+		    strcmp(id.trust_domain, "gamma") == 0, "ctlpki_load: a controller's context");
+	}
+	T_OK(crypto_sign_detached(sig, NULL, (const uint8_t *)"m", 1, sk) == 0 &&
+	    crypto_sign_verify_detached(sig, (const uint8_t *)"m", 1, pk) == 0,
+	    "ctlpki_load: sign_sk and sign_pk are a pair");
+	sodium_bin2base64(b64, sizeof(b64), pk, 32, sodium_base64_VARIANT_ORIGINAL);
+	strcat(b64, "\n");
+	T_OK(ctlpki_controller_pub(st, &pub) == 0 && strcmp(pub, b64) == 0,
+	    "controller.pub is base64 of sign_pk");
+	/* a node CSR made the way buoy makes it */
+	memset(&id, 0, sizeof(id));
+	T_OK(pki_spiffe_parse(&id, "spiffe://gamma/node/n1") == 0 && pki_key_new(&key) == 0 &&
+	    pki_csr_new(&csr, key, &id) == 0 && pki_csr_pem(&csr_pem, csr) == 0, "a node CSR");
+	if (csr_pem != NULL) {
+		T_OK(ctlpki_issue_node(st, "gamma", "n1", csr_pem, strlen(csr_pem), &leaf, &chain,
+		    serial, &na) == 0 && leaf != NULL && chain != NULL &&
+		    strncmp(chain, leaf, strlen(leaf)) == 0 && na > time(NULL) + 360 * 86400,
+		    "issue_node: leaf, chain starting with it, a year: %s", err_last());
+		free(leaf);
+		free(chain);
+		leaf = chain = NULL;
+		T_OK(ctlpki_issue_node(st, "gamma", "n2", csr_pem, strlen(csr_pem), &leaf, &chain,
+		    serial, &na) == ERR_INVAL && leaf == NULL &&
+		    strstr(err_last(), "expected spiffe://gamma/node/n2") != NULL,
+		    "issue_node: a CSR for another node is refused: %s", err_last());
+		T_OK(ctlpki_issue_node(st, "gamma", "N2", csr_pem, strlen(csr_pem), &leaf, &chain,
+		    serial, &na) < 0, "issue_node: a name SPIFFE refuses");
+		T_OK(ctlpki_issue_node(st, "gamma", "n1", "junk", 4, &leaf, &chain, serial,
+		    &na) < 0, "issue_node: junk instead of a CSR");
+	}
+	{
+		struct audit_result r;
+		T_OK(audit_verify(st, &r) == 0 && r.entries == 1, "cox init wrote one audit entry");
+	}
+	{
+		char *argv[] = { "init", sd, NULL };
+		T_OK(run_init(argv) == COX_FAIL, "cox init refuses a non-empty folder");
+	}
+out:
+	sodium_free(sk);
+	SSL_CTX_free(ctx);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(key);
+	free(csr_pem);
+	free(pub);
+	state_close(st);
+	nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int
 main(void)
 {
@@ -414,5 +529,6 @@ main(void)
 	test_tables();
 	test_audit();
 	rm_dir();
+	test_ctlpki();
 	T_DONE();
 }
