@@ -69,7 +69,8 @@ audit_show(struct state *st, long long limit, bool json)
 				snprintf(hex + 2 * k, 3, "%02x", v[i].hash[k]);
 			json_object_set_new(o, "seq", json_integer(v[i].seq));
 			json_object_set_new(o, "time_unix", json_integer(v[i].time_unix));
-			json_object_set_new(o, "time", json_string(cli_time(t, v[i].time_unix, "")));
+			json_object_set_new(o, "time",
+			    json_string(cli_time(t, v[i].time_unix, "")));
 			json_object_set_new(o, "actor", jstr(v[i].actor));
 			json_object_set_new(o, "action", jstr(v[i].action));
 			json_object_set_new(o, "object", jstr(v[i].object));
@@ -84,7 +85,8 @@ audit_show(struct state *st, long long limit, bool json)
 		for (i = 0; i < n; i++)
 			printf("%6lld  %s  %-16s %-18s %-20s %s\n", (long long)v[i].seq,
 			    cli_time(t, v[i].time_unix, "?"), cli_clean(a, sizeof(a), v[i].actor),
-			    cli_clean(b, sizeof(b), v[i].action), cli_clean(c, sizeof(c), v[i].object),
+			    cli_clean(b, sizeof(b), v[i].action),
+			    cli_clean(c, sizeof(c), v[i].object),
 			    cli_clean(d, sizeof(d), v[i].detail));
 	}
 	audit_list_free(v, n);

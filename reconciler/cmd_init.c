@@ -39,8 +39,6 @@
 #define FLEET_ID_MAX	63
 #define TREE_DEPTH_MAX	32
 
-extern char **environ;
-
 struct init {
 	char		 dir[PATH_MAX];		/* absolute */
 	char		 work[PATH_MAX];	/* DIR/.cox-init-XXXXXX: built here */
@@ -875,6 +873,20 @@ build(struct init *in)
 	int rc;
 
 	if (in->from != NULL) {
+		char from[PATH_MAX];
+		size_t n;
+
+		/* the state directory holds secrets: never inside a fleet repository's folder */
+		if (realpath(in->from, from) == NULL) {
+			err_setsys("%s", in->from);
+			return ERR_SYS;
+		}
+		n = strlen(from);
+		if (strncmp(in->dir, from, n) == 0 && (in->dir[n] == '/' || n == 1)) {
+			err_set("%s is inside %s: the state directory holds the fleet's keys and "
+			    "must not live in a fleet repository's folder", in->dir, from);
+			return ERR_INVAL;
+		}
 		/* paths in the errors as the user gave them */
 		if ((rc = source_open_dir(&src, in->from)) != 0)
 			return rc;
@@ -961,8 +973,8 @@ cmd_init(int argc, char **argv)
 		case 'e':
 			if (in->want_preset != -1 &&
 			    in->want_preset != (ch == 'e' ? PRESET_ENTERPRISE : PRESET_PERSONAL)) {
-				fprintf(stderr, "cox init: --personal and --enterprise exclude each "
-				    "other\n");
+				fprintf(stderr, "cox init: --personal and --enterprise "
+				    "exclude each other\n");
 				goto out;
 			}
 			in->want_preset = ch == 'e' ? PRESET_ENTERPRISE : PRESET_PERSONAL;
@@ -987,7 +999,8 @@ cmd_init(int argc, char **argv)
 		}
 	}
 	if (optind + 1 != argc) {
-		fprintf(stderr, "cox init: %s\n", optind < argc ? "one DIR only" : "DIR is required");
+		fprintf(stderr, "cox init: %s\n", optind < argc ? "one DIR only" :
+		    "DIR is required");
 		usage(stderr);
 		goto out;
 	}
@@ -996,8 +1009,8 @@ cmd_init(int argc, char **argv)
 		goto out;
 	}
 	if (in->want_id != NULL && !fleet_id_ok(in->want_id)) {
-		fprintf(stderr, "cox init: --fleet-id '%s': lowercase letters, digits, '.' and '-', "
-		    "starting and ending with a letter or digit, at most %d characters\n",
+		fprintf(stderr, "cox init: --fleet-id '%s': lowercase letters, digits, '.' and "
+		    "'-', starting and ending with a letter or digit, at most %d characters\n",
 		    in->want_id, FLEET_ID_MAX);
 		goto out;
 	}

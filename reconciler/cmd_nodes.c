@@ -253,7 +253,8 @@ nodes_list(int argc, char **argv)
 			    sn && sn->reachable ? "yes" : "no",
 			    sn && sn->have_applied ? sn->applied_rev : "-",
 			    cli_time(t, sn ? sn->last_seen_unix : 0, "never"),
-			    sn && sn->last_error ? cli_clean(err, sizeof(err), sn->last_error) : "-");
+			    sn && sn->last_error ? cli_clean(err, sizeof(err), sn->last_error) :
+			    "-");
 		}
 	}
 	fflush(stdout);

@@ -304,7 +304,8 @@ state_open(struct state **out, const char *dir, int flags)
 			goto fail;
 	} else if (stat(path, &sb) == -1) {
 		if (errno == ENOENT) {
-			err_set("%s: not a cox state directory (no %s; see cox init)", dir, STATE_DB);
+			err_set("%s: not a cox state directory (no %s; see cox init)", dir,
+			    STATE_DB);
 			rc = ERR_NOTFOUND;
 		} else {
 			err_setsys("%s", path);
@@ -1070,15 +1071,15 @@ audit_verify(struct state *st, struct audit_result *r)
 			if (expect == 1 && seq == 2)
 				rc = broken(r, 1, "entry 1 is missing (the log starts at entry 2)");
 			else if (expect == 1 && seq > 2)
-				rc = broken(r, 1, "entries 1 to %lld are missing (the log starts at "
-				    "entry %lld)", (long long)seq - 1, (long long)seq);
+				rc = broken(r, 1, "entries 1 to %lld are missing (the log "
+				    "starts at entry %lld)", (long long)seq - 1, (long long)seq);
 			else if (seq == expect + 1)
 				rc = broken(r, expect, "entry %lld is missing (entry %lld follows "
 				    "entry %lld)", (long long)expect, (long long)seq,
 				    (long long)expect - 1);
 			else if (seq > expect)
-				rc = broken(r, expect, "entries %lld to %lld are missing (entry %lld "
-				    "follows entry %lld)", (long long)expect, (long long)seq - 1,
+				rc = broken(r, expect, "entries %lld to %lld are missing "
+				    "(entry %lld follows entry %lld)", (long long)expect, (long long)seq - 1,
 				    (long long)seq, (long long)expect - 1);
 			else
 				rc = broken(r, seq, "entry %lld is out of order", (long long)seq);

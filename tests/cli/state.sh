@@ -99,6 +99,8 @@ printf 'key: value: other\n' >>"$tmp/bad/fleet.yaml"
 expect_rc "init --from an invalid fleet: exit 1" 1 "$cox" init --from "$tmp/bad" "$tmp/sd-bad"
 check "invalid --from: the error at path:line:col" grep -qF "$tmp/bad/fleet.yaml:$((lines + 1)):11: error: mapping values" "$ERR"
 check "invalid --from: nothing made" test ! -e "$tmp/sd-bad"
+expect_rc "init into a folder inside --from: exit 1" 1 "$cox" init --from "$tmp/clone" "$tmp/clone/state"
+check "  ... says why, makes nothing" bash -c "grep -q 'must not live in a fleet repository' '$ERR' && test ! -e '$tmp/clone/state'"
 mkdir "$tmp/empty"
 chmod 0755 "$tmp/empty"
 PATH=/nonexistent expect_rc "init failing half-way (no ssh-keygen): exit 1" 1 "$cox" init "$tmp/empty"
@@ -147,7 +149,8 @@ assert n["ams-1"]["enrolled"] and not n["fra-1"]["enrolled"] and n["fra-1"]["rol
 assert len(d["revision"]) == 40
 ' "$OUT"
 
-"$buoy" run --state-dir "$n1" --listen 127.0.0.1:0 --dataplane none 2>"$tmp/buoy.log" &
+: >"$tmp/buoy.log"
+"$buoy" run --state-dir "$n1" --listen 127.0.0.1:0 --dataplane none 2>>"$tmp/buoy.log" &
 pid=$!
 port=
 for _ in $(seq 100); do

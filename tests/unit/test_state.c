@@ -119,7 +119,8 @@ test_tables(void)
 		sqlite3_finalize(q);
 		sqlite3_prepare_v2(state_sqlite(st), "PRAGMA journal_mode", -1, &q, NULL);
 		T_OK(q != NULL && sqlite3_step(q) == SQLITE_ROW &&
-		    strcmp((const char *)sqlite3_column_text(q, 0), "wal") == 0, "journal mode WAL");
+		    strcmp((const char *)sqlite3_column_text(q, 0), "wal") == 0,
+		    "journal mode WAL");
 		sqlite3_finalize(q);
 	}
 	T_OK(v >= 1, "migrations ran: user_version %d", v);
@@ -360,7 +361,8 @@ test_audit(void)
 	}
 	/* a changed time */
 	st = audit_fixture(6);
-	if (st != NULL && sql(st, "UPDATE audit SET time_unix = time_unix - 86400 WHERE seq = 2") == 0)
+	if (st != NULL &&
+	    sql(st, "UPDATE audit SET time_unix = time_unix - 86400 WHERE seq = 2") == 0)
 		expect_broken(st, 2, "changed time");
 	state_close(st);
 	/* a removed middle entry */
