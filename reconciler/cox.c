@@ -15,7 +15,11 @@ static const struct {
 	int		(*fn)(int, char **);
 	const char	*help;
 } commands[] = {
+	{ "init", cmd_init, "create a state directory: fleet.git, state.db, the fleet's PKI" },
 	{ "validate", cmd_validate, "check a fleet repository (a folder or a git revision)" },
+	{ "nodes", cmd_nodes, "list, enroll (from a CSR) and forget nodes" },
+	{ "audit", cmd_audit, "show or verify the hash-chained audit log" },
+	{ "ssh-key", cmd_ssh_key, "print the controller's SSH public key" },
 };
 
 static void

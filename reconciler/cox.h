@@ -7,5 +7,9 @@
 enum { COX_OK = 0, COX_FAIL = 1, COX_USAGE = 2 };
 
 int	cmd_validate(int argc, char **argv);
+int	cmd_init(int argc, char **argv);
+int	cmd_nodes(int argc, char **argv);
+int	cmd_audit(int argc, char **argv);
+int	cmd_ssh_key(int argc, char **argv);
 
 #endif

@@ -98,7 +98,8 @@ int	 state_addr_put(struct state *, const uint8_t key[32], const char *v4, const
 /*
  * The audit log: append-only, hash-chained. Entry i stores
  *   hash_i = SHA-256(hash_{i-1} || seq || time || actor || action || object || detail)
- * (each field length-prefixed; hash_0 = 32 zero bytes), so changing, removing or
+ * (seq and time 8-byte big-endian; each text field prefixed by its length as 4 bytes
+ * big-endian; hash_0 = 32 zero bytes), so changing, removing or
  * reordering any entry breaks every later hash. actor: "cox", "git:<pusher>",
  * "admin:<name>", "token:<name>"; action e.g. "revision.applied", "revision.refused",
  * "push.ok", "push.failed", "node.added", "admin.passwd".

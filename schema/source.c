@@ -246,6 +246,28 @@ git_fail(const char *what)
 	return ERR_LIB;
 }
 
+/*
+ * Inside a pre-receive hook the pushed objects are not in the repository yet: git keeps
+ * them in a quarantine folder it names in GIT_QUARANTINE_PATH until the hook accepts the
+ * push. libgit2 does not read git's environment, so that folder is added as an
+ * alternate object store; that is how `cox validate --repo "$GIT_DIR" --rev NEW` sees
+ * the pushed revision. Outside hooks the variable is unset and this does nothing.
+ */
+static int
+add_quarantine(git_repository *repo)
+{
+	const char *q = getenv("GIT_QUARANTINE_PATH");
+	git_odb *odb = NULL;
+	int rc = 0;
+
+	if (q == NULL || *q == '\0')
+		return 0;
+	if (git_repository_odb(&odb, repo) != 0 || git_odb_add_disk_alternate(odb, q) != 0)
+		rc = git_fail(q);
+	git_odb_free(odb);
+	return rc;
+}
+
 int
 source_open_git(struct source **out, const char *gitdir, const char *rev)
 {
@@ -272,6 +294,8 @@ source_open_git(struct source **out, const char *gitdir, const char *rev)
 		free(s);
 		return rc;
 	}
+	if ((rc = add_quarantine(s->repo)) != 0)
+		goto fail;
 	if (git_revparse_single(&obj, s->repo, rev) != 0) {
 		rc = git_fail(rev);
 		goto fail;
@@ -421,9 +445,15 @@ source_reader_open(struct source_reader **out, struct source *s)
 	r->src = s;
 	if (s->repo != NULL) {
 		git_libgit2_init();
+		int rc;
+
 		if (git_repository_open_ext(&r->repo, s->gitdir, GIT_REPOSITORY_OPEN_NO_SEARCH,
 		    NULL) != 0 || git_repository_odb(&r->odb, r->repo) != 0) {
-			int rc = git_fail(s->gitdir);
+			rc = git_fail(s->gitdir);
+			source_reader_free(r);
+			return rc;
+		}
+		if ((rc = add_quarantine(r->repo)) != 0) {
 			source_reader_free(r);
 			return rc;
 		}

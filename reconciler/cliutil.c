@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <pwd.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cliutil.h"
+
+const char *
+cli_time(char buf[CLI_TIME_MAX], int64_t t, const char *zero)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == 0 || gmtime_r(&tt, &tm) == NULL ||
+	    strftime(buf, CLI_TIME_MAX, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, CLI_TIME_MAX, "%s", t == 0 ? zero : "?");
+	return buf;
+}
+
+const char *
+cli_clean(char *dst, size_t dstsz, const char *src)
+{
+	size_t n = 0;
+	unsigned char c;
+
+	if (dstsz == 0)
+		return dst;
+	for (; src != NULL && *src != '\0' && n + 1 < dstsz; src++) {
+		c = (unsigned char)*src;
+		dst[n++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	dst[n] = '\0';
+	return dst;
+}
+
+const char *
+cli_user(char *buf, size_t bufsz)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[1024];
+
+	if (getpwuid_r(getuid(), &pw, tmp, sizeof(tmp), &res) == 0 && res != NULL)
+		snprintf(buf, bufsz, "%s", pw.pw_name);
+	else
+		snprintf(buf, bufsz, "uid:%u", (unsigned)getuid());
+	return buf;
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Small helpers shared by the cox subcommands' output. */
+#ifndef PHAROS_CLIUTIL_H
+#define PHAROS_CLIUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLI_TIME_MAX	32
+
+/* "2024-01-02T03:04:05Z" (UTC), or `zero` when t is 0. */
+const char *cli_time(char buf[CLI_TIME_MAX], int64_t t, const char *zero);
+/*
+ * src made safe for a terminal line: control characters and DEL become '?', so a value
+ * that came from a node or a push cannot move the cursor or forge a line. Truncates.
+ */
+const char *cli_clean(char *dst, size_t dstsz, const char *src);
+/* The name of the user running this command, for audit details ("uid:N" if unknown). */
+const char *cli_user(char *buf, size_t bufsz);
+
+#endif
