@@ -827,6 +827,23 @@ resolve_nodes(struct ctx *c, const struct flist *sel, unsigned role, const char 
 	return c->d->nerr - nerr;
 }
 
+bool
+fleet_node_selected(const struct flist *sel, const struct node *n, unsigned role)
+{
+	size_t i;
+
+	if (!(n->roles_mask & role))
+		return false;
+	for (i = 0; sel != NULL && i < sel->n; i++) {
+		const char *s = FLIST_STR(*sel, i).v;
+		if (strcmp(s, "*") == 0 || strcmp(s, n->name) == 0 ||
+		    (strncmp(s, "region:", 7) == 0 && n->region.v != NULL &&
+		    strcmp(n->region.v, s + 7) == 0))
+			return true;
+	}
+	return false;
+}
+
 static int
 node_mtu(const struct fleet *f, const struct node *n)
 {
@@ -924,8 +941,8 @@ check_cascade(struct ctx *c, const char *rule, int hops, struct loc at,
 	}
 }
 
-static bool
-user_selected(const struct flist *sel, const struct user *u)
+bool
+fleet_user_selected(const struct flist *sel, const struct user *u)
 {
 	size_t i;
 
@@ -1055,7 +1072,7 @@ check_access(struct ctx *c)
 		struct user *u = f->users[i];
 		size_t j;
 		for (j = 0; j < f->access.n; j++)
-			if (user_selected(&rules[j].users, u))
+			if (fleet_user_selected(&rules[j].users, u))
 				break;
 		if (j == f->access.n && u->hdr.set)
 			diag_warn(c->d, u->at, "user '%s' matches no access rule and cannot use any "
