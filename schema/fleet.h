@@ -214,6 +214,13 @@ void	 fleet_validate(struct fleet *f, struct diag *d);
 void	 fleet_node_awg(const struct fleet *f, const struct node *n, struct awg_params *out);
 struct node *fleet_find_node(const struct fleet *, const char *name);
 struct user *fleet_find_user(const struct fleet *, const char *name);
+/*
+ * Access-rule selectors, as the validator reads them (docs/DESIGN.md §2.5): users by name,
+ * "*", "role:admin" or "role:user"; nodes by name, "*" or "region:<r>", and only if the
+ * node has `role` (ROLE_*, any of them).
+ */
+bool	 fleet_user_selected(const struct flist *sel, const struct user *u);
+bool	 fleet_node_selected(const struct flist *sel, const struct node *n, unsigned role);
 /* Parse "30s" / "10m" / "1h" / "30d" / "0" into seconds; <0 on bad syntax. */
 int	 fleet_parse_duration(const char *s, int64_t *out);
 

@@ -827,6 +827,23 @@ resolve_nodes(struct ctx *c, const struct flist *sel, unsigned role, const char 
 	return c->d->nerr - nerr;
 }
 
+bool
+fleet_node_selected(const struct flist *sel, const struct node *n, unsigned role)
+{
+	size_t i;
+
+	if (!(n->roles_mask & role))
+		return false;
+	for (i = 0; sel != NULL && i < sel->n; i++) {
+		const char *s = FLIST_STR(*sel, i).v;
+		if (strcmp(s, "*") == 0 || strcmp(s, n->name) == 0 ||
+		    (strncmp(s, "region:", 7) == 0 && n->region.v != NULL &&
+		    strcmp(n->region.v, s + 7) == 0))
+			return true;
+	}
+	return false;
+}
+
 static int
 node_mtu(const struct fleet *f, const struct node *n)
 {
@@ -922,6 +939,21 @@ check_cascade(struct ctx *c, const char *rule, int hops, struct loc at,
 		    "AmneziaWG layer costs 80 bytes + s4; raise the nodes' mtu or use fewer hops)",
 		    rule, path, worst, MIN_INNER_MTU);
 	}
+}
+
+bool
+fleet_user_selected(const struct flist *sel, const struct user *u)
+{
+	size_t i;
+
+	for (i = 0; i < sel->n; i++) {
+		const char *s = FLIST_STR(*sel, i).v;
+		if (strcmp(s, "*") == 0 || strcmp(s, u->name) == 0 ||
+		    (strcmp(s, "role:admin") == 0 && u->admin) ||
+		    (strcmp(s, "role:user") == 0 && !u->admin))
+			return true;
+	}
+	return false;
 }
 
 /*
