@@ -7,7 +7,7 @@
 #   make check           every test suite; ends with "N passed, N failed"
 #   make fuzz            libFuzzer targets into build/fuzz/ (clang)
 #   make bench           the benchmarks in bench/
-#   make demo            a real fleet on this machine (arrives with the reconciler)
+#   make demo            a real fleet on this machine, in network namespaces (root)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   V=1                  show commands; CI=1 adds -Werror; SANITIZER=address,undefined
 
@@ -41,7 +41,7 @@ endif
 endif
 
 PKGS	:= yaml-0.1 libgit2 jansson libsodium openssl libevent libevent_openssl libnghttp2 \
-	   libprotobuf-c sqlite3 libssh2
+	   libprotobuf-c sqlite3 libssh2 libevent_pthreads
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -179,9 +179,8 @@ check: all unit
 bench: all
 	$(Q)bench/validate.sh
 
-demo:
-	@echo "make demo: the demo fleet arrives with the reconciler (cox run); for now:"
-	@echo "  build/cox validate fleet.example"
+demo: all
+	$(Q)scripts/demo $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR)

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <git2.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: cox nodes list DIR [--json]\n"
-	    "       cox nodes add DIR NAME --csr FILE --out OUTDIR\n"
+	    "       cox nodes add DIR NAME --csr FILE --out OUTDIR [--control HOST:PORT]\n"
 	    "       cox nodes remove DIR NAME\n\n"
 	    "list    the nodes of the applied branch's head, with what the controller knows:\n"
 	    "        enrolled, reachable, the revision each last applied, last seen, last error\n"
@@ -43,6 +44,8 @@ usage(FILE *f)
 	    "        standard input): the Fleet CA signs it, and OUTDIR (made 0700 if needed)\n"
 	    "        gets what buoy's state dir needs next to its own node.key: ca.pem,\n"
 	    "        node.pem and controller.pub. Enrolling again replaces the certificate.\n"
+	    "        --control: where cox dials this node's buoy, overriding the fleet's\n"
+	    "        `control` / ssh host (kept in state.db; e.g. a private address)\n"
 	    "remove  forget a node's enrollment\n\n"
 	    "Every change is recorded in the audit log. Exit status: 0 done, 1 failed,\n"
 	    "2 usage error.\n");
@@ -307,23 +310,75 @@ write_out(const char *dir, const char *name, const char *text)
 	return fs_write_atomic(path, text, strlen(text), 0600);
 }
 
+/*
+ * Is nodes/NAME.yaml on the applied branch? One tree lookup, not a fleet load: enrolling
+ * 1,000 nodes of a 100,000-device fleet must not read it 1,000 times. *rev gets the head.
+ */
+static int
+node_in_branch(struct state *st, const char *name, char rev[STATE_REV_MAX], bool *found)
+{
+	char gitdir[4096], spec[512], *branch = NULL;
+	git_repository *repo = NULL;
+	git_object *obj = NULL;
+	git_oid head;
+	int rc;
+
+	*found = false;
+	rev[0] = '\0';
+	if ((rc = state_meta_get(st, "branch", &branch)) < 0)
+		return rc;
+	snprintf(spec, sizeof(spec), "refs/heads/%s", branch != NULL ? branch : "main");
+	free(branch);
+	snprintf(gitdir, sizeof(gitdir), "%s/%s", state_dir(st), STATE_GIT);
+	if (git_repository_open_bare(&repo, gitdir) != 0 ||
+	    git_reference_name_to_id(&head, repo, spec) != 0) {
+		const git_error *e = git_error_last();
+
+		err_set("%s: %s", gitdir, e != NULL ? e->message : "cannot read the branch");
+		git_repository_free(repo);
+		return -1;
+	}
+	git_oid_tostr(rev, STATE_REV_MAX, &head);
+	snprintf(spec + strlen(spec), sizeof(spec) - strlen(spec), ":nodes/%s.yaml", name);
+	if (strchr(name, '/') == NULL && git_revparse_single(&obj, repo, spec) == 0 &&
+	    git_object_type(obj) == GIT_OBJECT_BLOB)
+		*found = true;
+	git_object_free(obj);
+	git_repository_free(repo);
+	return 0;
+}
+
+static bool
+control_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long port;
+
+	if (colon == NULL || colon == s || strlen(s) > 255 || strpbrk(s, " \t\n/@") != NULL)
+		return false;
+	port = strtol(colon + 1, &end, 10);
+	return *end == '\0' && port > 0 && port < 65536;
+}
+
 static int
 nodes_add(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "csr", required_argument, NULL, 'c' },
 		{ "out", required_argument, NULL, 'o' },
+		{ "control", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *csr_path = NULL, *outdir = NULL, *name;
+	const char *csr_path = NULL, *outdir = NULL, *name, *control = NULL;
+	char head[STATE_REV_MAX];
+	bool found;
 	char *fleet_id = NULL, *csr = NULL, *leaf = NULL, *chain = NULL, *bundle = NULL;
 	char *pub = NULL, serial[CTLPKI_SERIAL_MAX], old[CTLPKI_SERIAL_MAX], t[CLI_TIME_MAX];
 	char detail[512], user[64];
 	struct state *st = NULL;
 	struct state_node sn;
-	struct fleet *fleet = NULL;
-	struct source *src = NULL;
 	struct stat sb;
 	time_t not_after = 0, old_na;
 	size_t csr_len = 0;
@@ -335,9 +390,14 @@ nodes_add(int argc, char **argv)
 		switch (ch) {
 		case 'c': csr_path = optarg; break;
 		case 'o': outdir = optarg; break;
+		case 'C': control = optarg; break;
 		case 'h': usage(stdout); return COX_OK;
 		default: usage(stderr); return COX_USAGE;
 		}
+	}
+	if (control != NULL && !control_ok(control)) {
+		fprintf(stderr, "cox nodes add: --control must be HOST:PORT or [IPv6]:PORT\n");
+		return COX_USAGE;
 	}
 	if (optind + 2 != argc || csr_path == NULL || outdir == NULL) {
 		fprintf(stderr, "cox nodes add: DIR, NAME, --csr FILE and --out OUTDIR are "
@@ -352,15 +412,15 @@ nodes_add(int argc, char **argv)
 		fprintf(stderr, "cox nodes add: %s: no fleet id in %s\n", argv[optind], STATE_DB);
 		goto out;
 	}
-	if (load_applied(&fleet, &src, st) != 0) {
+	if (node_in_branch(st, name, head, &found) != 0) {
 		fprintf(stderr, "cox nodes add: %s\n", err_last());
 		goto out;
 	}
-	if (fleet_find_node(fleet, name) == NULL) {
+	if (!found) {
 		char clean[128];
 		fprintf(stderr, "cox nodes add: node '%s' is not in the fleet: there is no "
 		    "nodes/%s.yaml at the head of the applied branch (%.12s); add it and push "
-		    "first\n", cli_clean(clean, sizeof(clean), name), clean, source_revision(src));
+		    "first\n", cli_clean(clean, sizeof(clean), name), clean, head);
 		goto out;
 	}
 	if (read_csr(&csr, &csr_len, csr_path) != 0 ||
@@ -389,13 +449,19 @@ nodes_add(int argc, char **argv)
 		snprintf(old, sizeof(old), "?");
 	if (had == 1)
 		snprintf(sn.name, sizeof(sn.name), "%s", name);
+	if (control != NULL) {
+		free(sn.control);
+		if ((sn.control = strdup(control)) == NULL)
+			goto fail;
+	}
 	free(sn.cert_pem);
 	sn.cert_pem = leaf;
 	leaf = NULL;	/* owned by sn now */
 	sn.enrolled_unix = (int64_t)time(NULL);
-	snprintf(detail, sizeof(detail), "serial=%s not_after=%s user=%s%s%s", serial,
+	snprintf(detail, sizeof(detail), "serial=%s not_after=%s user=%s%s%s%s%s", serial,
 	    cli_time(t, (int64_t)not_after, "?"), cli_user(user, sizeof(user)),
-	    old[0] ? " replaces=" : "", old);
+	    old[0] ? " replaces=" : "", old, control != NULL ? " control=" : "",
+	    control != NULL ? control : "");
 	if (state_node_put(st, &sn) != 0 ||
 	    audit_append(st, "cox", "node.enrolled", name, detail) != 0 ||
 	    write_out(outdir, "ca.pem", bundle) != 0 || write_out(outdir, "node.pem", chain) != 0 ||
@@ -419,8 +485,6 @@ out:
 	free(chain);
 	free(bundle);
 	free(pub);
-	fleet_free(fleet);
-	source_free(src);
 	state_close(st);
 	return rc;
 }

@@ -3,6 +3,7 @@
  * cox (coxswain): the PharosVPN controller and its command line. One dispatch table, a
  * file per subcommand (wireguard-tools style).
  */
+#include <git2.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,8 @@ static const struct {
 	{ "nodes", cmd_nodes, "list, enroll (from a CSR) and forget nodes" },
 	{ "audit", cmd_audit, "show or verify the hash-chained audit log" },
 	{ "ssh-key", cmd_ssh_key, "print the controller's SSH public key" },
+	{ "run", cmd_run, "run the controller: watch the fleet repo, push to the nodes" },
+	{ "status", cmd_status, "the fleet revision and every node's state" },
 };
 
 static void
@@ -44,6 +47,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "cox: libsodium failed to initialise\n");
 		return COX_USAGE;
 	}
+	git_libgit2_init();	/* once for every command; reference-counted */
 	if (argc < 2) {
 		usage(stderr);
 		return COX_USAGE;

@@ -11,5 +11,7 @@ int	cmd_init(int argc, char **argv);
 int	cmd_nodes(int argc, char **argv);
 int	cmd_audit(int argc, char **argv);
 int	cmd_ssh_key(int argc, char **argv);
+int	cmd_run(int argc, char **argv);
+int	cmd_status(int argc, char **argv);
 
 #endif
