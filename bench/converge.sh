@@ -39,12 +39,12 @@ for k in $(seq "$PUSHES"); do
 	git -C "$NF_DIR/clone" commit -qam "bench: device $k"
 	rev=$(git -C "$NF_DIR/clone" rev-parse HEAD)
 	t0=$(date +%s%N)
-	git -C "$NF_DIR/clone" push -q origin main
+	git -C "$NF_DIR/clone" push -q origin main 2>>"$NF_DIR/logs/push.log"
 	t1=$(date +%s%N)
 	at=
 	for _ in $(seq 2000); do
 		at=$(grep -o "revision converged rev=${rev:0:12} nodes=[0-9]* ms=[0-9.]* at_unix_ns=[0-9]*" \
-		    "$NF_DIR/logs/cox.log" | tail -1 | sed 's/.*at_unix_ns=//')
+		    "$NF_DIR/logs/cox.log" | tail -1 | sed 's/.*at_unix_ns=//' || true)
 		[ -n "$at" ] && break
 		sleep 0.005
 	done

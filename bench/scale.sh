@@ -33,6 +33,7 @@ echo "scale: generating $NODES nodes / $DEVICES devices" >&2
     { cat "$tmp/init.log"; exit 1; }
 fleet=$(awk '/^fleet:/ {f = 1} f && $1 == "id:" {print $2; exit}' "$tmp/fleet/fleet.yaml")
 echo "scale: enrolling and starting $NODES buoys" >&2
+mkdir -p "$tmp/n"
 i=0
 t=$(date +%s)
 for f in "$tmp"/fleet/nodes/*.yaml; do
@@ -56,7 +57,7 @@ pids+=($cox)
 at=
 for _ in $(seq 6000); do
 	at=$(grep -o 'revision converged rev=[0-9a-f]* nodes=[0-9]* ms=[0-9.]* at_unix_ns=[0-9]*' \
-	    "$tmp/cox.log" | head -1 | sed 's/.*at_unix_ns=//')
+	    "$tmp/cox.log" | head -1 | sed 's/.*at_unix_ns=//' || true)
 	[ -n "$at" ] && break
 	sleep 0.02
 done
@@ -76,12 +77,12 @@ for k in $(seq "$ADDS"); do
 	git -C "$tmp/clone" commit -qam "scale: device $k"
 	rev=$(git -C "$tmp/clone" rev-parse HEAD)
 	t1s=$(date +%s%N)
-	git -C "$tmp/clone" push -q origin main
+	git -C "$tmp/clone" push -q origin main 2>>"$tmp/push.log"
 	t1=$(date +%s%N)
 	at=
 	for _ in $(seq 3000); do
 		at=$(grep -o "revision converged rev=${rev:0:12} nodes=[0-9]* ms=[0-9.]* at_unix_ns=[0-9]*" \
-		    "$tmp/cox.log" | tail -1 | sed 's/.*at_unix_ns=//')
+		    "$tmp/cox.log" | tail -1 | sed 's/.*at_unix_ns=//' || true)
 		[ -n "$at" ] && break
 		sleep 0.01
 	done
