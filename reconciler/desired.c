@@ -106,6 +106,7 @@ struct rt {
 
 struct block {
 	uint64_t	*rules;
+	size_t		 same;		/* 1 + an earlier block with the same bytes; 0: none */
 	uint8_t		*bytes;
 	size_t		 len;
 	EVP_MD_CTX	*st;		/* SHA-256 after the bytes, copied for each node */
@@ -774,7 +775,7 @@ pack_block(struct ctx *c, struct block *b)
 static int
 setup_blocks(struct ctx *c)
 {
-	size_t i, k;
+	size_t i, j, k;
 	int rc;
 
 	if (c->nn > 0 && (c->blocks = calloc(c->nn, sizeof(*c->blocks))) == NULL)
@@ -787,12 +788,25 @@ setup_blocks(struct ctx *c)
 			if (memcmp(c->blocks[k].rules, d->erules, c->rw * 8) == 0)
 				break;
 		if (k == c->nblocks) {
-			c->blocks[k].rules = d->erules;
+			struct block *b = &c->blocks[k];
+			b->rules = d->erules;
 			c->nblocks++;
-			if ((rc = pack_block(c, &c->blocks[k])) != 0)
+			if ((rc = pack_block(c, b)) != 0)
 				return rc;
+			/* Other rules, the same users (e.g. two rules for "*"): share the bytes. */
+			for (j = 0; j < k; j++)
+				if (c->blocks[j].same == 0 && c->blocks[j].len == b->len &&
+				    memcmp(c->blocks[j].bytes, b->bytes, b->len) == 0)
+					break;
+			if (j < k) {
+				free(b->bytes);
+				b->bytes = NULL;
+				EVP_MD_CTX_free(b->st);
+				b->st = NULL;
+				b->same = j + 1;
+			}
 		}
-		d->block = (int)k;
+		d->block = c->blocks[k].same > 0 ? (int)c->blocks[k].same - 1 : (int)k;
 	}
 	return 0;
 }
@@ -1623,7 +1637,7 @@ pack_nodes(struct ctx *c, struct desired *ds)
 			break;
 		if (d->block >= 0) {
 			const struct block *b = &c->blocks[d->block];
-			dn->clients = b->bytes;
+			dn->clients = b->len > 0 ? b->bytes : NULL;
 			dn->clients_len = b->len;
 			dn->npeers = b->npeers;
 			dn->nusers = b->nusers;
@@ -1685,6 +1699,8 @@ desired_build(struct desired **out, const struct fleet *f, struct ipam *ipam,
 		goto out;
 	/* The client bytes belong to the result now. */
 	for (i = 0; i < c.nblocks; i++) {
+		if (c.blocks[i].bytes == NULL)
+			continue;
 		pv->blocks[pv->nblocks++] = c.blocks[i].bytes;
 		c.blocks[i].bytes = NULL;
 	}
