@@ -16,6 +16,7 @@ static const struct {
 	const char	*help;
 } commands[] = {
 	{ "validate", cmd_validate, "check a fleet repository (a folder or a git revision)" },
+	{ "plan", cmd_plan, "show what a change to the fleet repository does to every node" },
 };
 
 static void

@@ -7,5 +7,6 @@
 enum { COX_OK = 0, COX_FAIL = 1, COX_USAGE = 2 };
 
 int	cmd_validate(int argc, char **argv);
+int	cmd_plan(int argc, char **argv);
 
 #endif
