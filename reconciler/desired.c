@@ -5,8 +5,8 @@
  * The work is arranged so nothing is quadratic in devices × nodes:
  * - access rules are resolved once: a bitset of matching rules per user, a bitset of the
  *   rules a node is an entry of;
- * - each device's Peer and VlessUser message is built once, and every distinct set of
- *   entry rules packs its client peers once (the shared `clients` bytes);
+ * - each device's Peer and VlessUser are encoded once, and every distinct set of entry
+ *   rules concatenates its clients' encodings once (the shared `clients` bytes);
  * - the cascade's links are collected per rule and entry, sorted and deduplicated by name.
  * Only the small per-node part is packed per node.
  */
@@ -87,7 +87,7 @@ struct link {
 	const char	*carrier;	/* name of the link carrying it, or NULL */
 	bool		 direct;	/* its far end is a path's exit (not only a carrier) */
 	int		 mtu;
-	uint32_t	 slot, port;
+	uint32_t	 port;
 	char		*in4[2], *in6[2];	/* [0] the dialer's, [1] the acceptor's: "/31", "/127" */
 	char		*host4[2], *host6[2];	/* the same as "/32", "/128" */
 };
@@ -1132,7 +1132,6 @@ link_addrs(struct ctx *c, struct link *l, uint64_t *used, uint32_t nslots)
 		s = s + 1 == nslots ? 0 : s + 1;
 	}
 	used[s / 64] |= 1ULL << (s % 64);
-	l->slot = s;
 	for (side = 0; side < 2; side++) {
 		uint32_t v4 = addr_v4(&c->lnet4) + 2 * s + (uint32_t)side;
 		struct ipaddr ip = { AF_INET, { 0 } };
