@@ -1160,8 +1160,9 @@ plan_parse_format(const char *s, enum plan_format *out)
 static void
 summary(const struct plan *p, char *buf, size_t len)
 {
-	snprintf(buf, len, "%zu node%s: %zu change, %zu unchanged", p->n, p->n == 1 ? "" : "s",
-	    p->changed, p->n - p->changed);
+	/* A fixed template (BRIEF: the exact wording), so scripts can parse it. */
+	snprintf(buf, len, "%zu nodes: %zu change, %zu unchanged", p->n, p->changed,
+	    p->n - p->changed);
 }
 
 static const char *
