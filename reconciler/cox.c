@@ -23,6 +23,7 @@ static const struct {
 	{ "ssh-key", cmd_ssh_key, "print the controller's SSH public key" },
 	{ "run", cmd_run, "run the controller: watch the fleet repo, push to the nodes" },
 	{ "status", cmd_status, "the fleet revision and every node's state" },
+	{ "plan", cmd_plan, "show what a change to the fleet repository does to every node" },
 };
 
 static void

@@ -13,5 +13,6 @@ int	cmd_audit(int argc, char **argv);
 int	cmd_ssh_key(int argc, char **argv);
 int	cmd_run(int argc, char **argv);
 int	cmd_status(int argc, char **argv);
+int	cmd_plan(int argc, char **argv);
 
 #endif

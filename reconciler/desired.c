@@ -5,8 +5,8 @@
  * The work is arranged so nothing is quadratic in devices × nodes:
  * - access rules are resolved once: a bitset of matching rules per user, a bitset of the
  *   rules a node is an entry of;
- * - each device's Peer and VlessUser message is built once, and every distinct set of
- *   entry rules packs its client peers once (the shared `clients` bytes);
+ * - each device's Peer and VlessUser are encoded once, and every distinct set of entry
+ *   rules concatenates its clients' encodings once (the shared `clients` bytes);
  * - the cascade's links are collected per rule and entry, sorted and deduplicated by name.
  * Only the small per-node part is packed per node.
  */
@@ -87,7 +87,7 @@ struct link {
 	const char	*carrier;	/* name of the link carrying it, or NULL */
 	bool		 direct;	/* its far end is a path's exit (not only a carrier) */
 	int		 mtu;
-	uint32_t	 slot, port;
+	uint32_t	 port;
 	char		*in4[2], *in6[2];	/* [0] the dialer's, [1] the acceptor's: "/31", "/127" */
 	char		*host4[2], *host6[2];	/* the same as "/32", "/128" */
 };
@@ -106,6 +106,7 @@ struct rt {
 
 struct block {
 	uint64_t	*rules;
+	size_t		 same;		/* 1 + an earlier block with the same bytes; 0: none */
 	uint8_t		*bytes;
 	size_t		 len;
 	EVP_MD_CTX	*st;		/* SHA-256 after the bytes, copied for each node */
@@ -774,7 +775,7 @@ pack_block(struct ctx *c, struct block *b)
 static int
 setup_blocks(struct ctx *c)
 {
-	size_t i, k;
+	size_t i, j, k;
 	int rc;
 
 	if (c->nn > 0 && (c->blocks = calloc(c->nn, sizeof(*c->blocks))) == NULL)
@@ -787,12 +788,25 @@ setup_blocks(struct ctx *c)
 			if (memcmp(c->blocks[k].rules, d->erules, c->rw * 8) == 0)
 				break;
 		if (k == c->nblocks) {
-			c->blocks[k].rules = d->erules;
+			struct block *b = &c->blocks[k];
+			b->rules = d->erules;
 			c->nblocks++;
-			if ((rc = pack_block(c, &c->blocks[k])) != 0)
+			if ((rc = pack_block(c, b)) != 0)
 				return rc;
+			/* Other rules, the same users (e.g. two rules for "*"): share the bytes. */
+			for (j = 0; j < k; j++)
+				if (c->blocks[j].same == 0 && c->blocks[j].len == b->len &&
+				    memcmp(c->blocks[j].bytes, b->bytes, b->len) == 0)
+					break;
+			if (j < k) {
+				free(b->bytes);
+				b->bytes = NULL;
+				EVP_MD_CTX_free(b->st);
+				b->st = NULL;
+				b->same = j + 1;
+			}
 		}
-		d->block = (int)k;
+		d->block = c->blocks[k].same > 0 ? (int)c->blocks[k].same - 1 : (int)k;
 	}
 	return 0;
 }
@@ -1118,7 +1132,6 @@ link_addrs(struct ctx *c, struct link *l, uint64_t *used, uint32_t nslots)
 		s = s + 1 == nslots ? 0 : s + 1;
 	}
 	used[s / 64] |= 1ULL << (s % 64);
-	l->slot = s;
 	for (side = 0; side < 2; side++) {
 		uint32_t v4 = addr_v4(&c->lnet4) + 2 * s + (uint32_t)side;
 		struct ipaddr ip = { AF_INET, { 0 } };
@@ -1623,7 +1636,7 @@ pack_nodes(struct ctx *c, struct desired *ds)
 			break;
 		if (d->block >= 0) {
 			const struct block *b = &c->blocks[d->block];
-			dn->clients = b->bytes;
+			dn->clients = b->len > 0 ? b->bytes : NULL;
 			dn->clients_len = b->len;
 			dn->npeers = b->npeers;
 			dn->nusers = b->nusers;
@@ -1685,6 +1698,8 @@ desired_build(struct desired **out, const struct fleet *f, struct ipam *ipam,
 		goto out;
 	/* The client bytes belong to the result now. */
 	for (i = 0; i < c.nblocks; i++) {
+		if (c.blocks[i].bytes == NULL)
+			continue;
 		pv->blocks[pv->nblocks++] = c.blocks[i].bytes;
 		c.blocks[i].bytes = NULL;
 	}
