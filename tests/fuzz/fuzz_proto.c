@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * libFuzzer target for protobuf decoding of every NodeControl request buoy accepts and
- * of the messages carried inside them (the signed NodeConfig and PeerDelta). The first
+ * libFuzzer target for protobuf decoding of every NodeControl request buoy accepts, of
+ * the messages carried inside them (the signed NodeConfig and PeerDelta), and of every
+ * answer and event cox decodes from a node (a node is not trusted to be sane). The first
  * byte picks the message type. A decoded message is packed again: the size must match
  * the prediction, and, when it carried no unknown fields, the result must decode again.
  * (protobuf-c keeps unknown fields verbatim except their tag, which it re-encodes; a
@@ -28,6 +29,10 @@ static const ProtobufCMessageDescriptor *const types[] = {
 	&pharos__v1__watch_events_request__descriptor,
 	&pharos__v1__event__descriptor,
 	&pharos__v1__node_status__descriptor,
+	&pharos__v1__apply_config_response__descriptor,
+	&pharos__v1__peer_response__descriptor,
+	&pharos__v1__handshakes_response__descriptor,
+	&pharos__v1__restart_service_response__descriptor,
 };
 
 /* Whether m has any sub-message set (which might hold unknown fields of its own). */
