@@ -31,7 +31,7 @@ nf_wait_converged 60 || { echo "initial convergence failed" >&2; tail "$NF_DIR/l
 git clone -q "$NF_STATE/fleet.git" "$NF_DIR/clone"
 git -C "$NF_DIR/clone" config user.name bench
 git -C "$NF_DIR/clone" config user.email bench@example.com
-user=$(ls "$NF_DIR/clone/users" | head -1)
+user=$(cd "$NF_DIR/clone/users" && set -- *.yaml && echo "$1")
 : >"$NF_DIR/lat"
 for k in $(seq "$PUSHES"); do
 	printf '  - name: bench-%d\n    public_key: "%s"\n' "$k" "$(wg genkey | wg pubkey)" \

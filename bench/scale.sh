@@ -69,7 +69,7 @@ load=$(grep -o 'revision applied rev=[0-9a-f]* nodes=[0-9]* devices=[0-9]* load_
 git clone -q "$S/fleet.git" "$tmp/clone"
 git -C "$tmp/clone" config user.name bench
 git -C "$tmp/clone" config user.email bench@example.com
-user=$(ls "$tmp/clone/users" | head -1)
+user=$(cd "$tmp/clone/users" && set -- *.yaml && echo "$1")
 : >"$tmp/lat"
 for k in $(seq "$ADDS"); do
 	key=$(head -c 32 /dev/urandom | base64)

@@ -46,6 +46,7 @@ struct load_result {
 	size_t		 nerr;
 	bool		 io_error;	/* the revision could not be read at all (errors says why) */
 	int64_t		 load_ns;
+	int64_t		 read_ns, validate_ns, build_ns;	/* parts of load_ns */
 	/* addresses the address pool handed out for this revision, to persist */
 	struct load_addr {
 		uint8_t	key[32];

@@ -164,7 +164,9 @@ load(struct loader *l, const char *rev, struct node_key *keys, size_t nkeys)
 		r->nerr = 1;
 		goto out;
 	}
+	r->read_ns = clock_mono_nanos() - t0;
 	fleet_validate(r->fleet, &d);
+	r->validate_ns = clock_mono_nanos() - t0 - r->read_ns;
 	if (d.nerr > 0) {
 		r->nerr = d.nerr;
 		r->errors = diag_text(&d);
@@ -181,6 +183,7 @@ load(struct loader *l, const char *rev, struct node_key *keys, size_t nkeys)
 		l->ipam = NULL;
 		goto out;
 	}
+	r->build_ns = clock_mono_nanos() - t0 - r->read_ns - r->validate_ns;
 	if (ipam_each_new(l->ipam, collect_addr, r) != 0) {
 		ipam_free(l->ipam);	/* same: re-seed from what is persisted */
 		l->ipam = NULL;
