@@ -7,6 +7,7 @@
  * address pool; new assignments travel back in the result for the loop to persist.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,7 @@ worker(void *arg)
 
 		r = load(l, rev, keys, nkeys);
 		free(keys);
+		malloc_trim(0);		/* the parse arenas of this thread */
 
 		pthread_mutex_lock(&l->mu);
 		l->busy = false;
