@@ -32,7 +32,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: buoy run --state-dir DIR [--listen HOST:PORT] [--interface IF]\n"
-	    "                [--dataplane uapi|none] [--impl wireguard-go|amneziawg-go] [--verbose]\n"
+	    "                [--dataplane uapi|wgtool|none] [--impl wireguard-go|amneziawg-go]\n"
+	    "                [--tool wg|awg|PATH] [--verbose]\n"
 	    "       buoy keygen --state-dir DIR [--force]\n"
 	    "       buoy csr --state-dir DIR --fleet FLEET --name NODE\n"
 	    "       buoy --help | --version\n\n"
@@ -44,10 +45,14 @@ usage(FILE *f)
 	    "                     config-signing key) and, if present, crl.pem; buoy keeps the\n"
 	    "                     last applied signed config there (config.signed)\n"
 	    "  --dataplane KIND   uapi (default): drive wireguard-go/amneziawg-go over UAPI,\n"
-	    "                     starting it when no interface exists; none: record configs,\n"
-	    "                     configure nothing (control-plane benchmarks only)\n"
+	    "                     starting it when no interface exists; wgtool: drive an\n"
+	    "                     existing (kernel) interface with wg/awg syncconf, never\n"
+	    "                     creating one; none: record configs, configure nothing\n"
+	    "                     (control-plane benchmarks only)\n"
 	    "  --interface IF     the data-plane interface (default awg0)\n"
-	    "  --impl NAME        the userspace implementation to run (default wireguard-go)\n"
+	    "  --impl NAME        the userspace implementation to run (default wireguard-go);\n"
+	    "                     with wgtool, amneziawg-go means the awg tool\n"
+	    "  --tool NAME        wgtool's tool: wg (default), awg (AmneziaWG) or a path\n"
 	    "  --listen HOST:PORT where to serve (default 0.0.0.0:" BUOY_PORT "; port 0 picks one)\n"
 	    "  --verbose          debug logging\n\n"
 	    "keygen makes the node's TLS key (node.key) and WireGuard key (wg.key), both 0600,\n"
@@ -91,11 +96,12 @@ cmd_run(int argc, char **argv)
 		{ "dataplane", required_argument, NULL, 'D' },
 		{ "interface", required_argument, NULL, 'i' },
 		{ "impl", required_argument, NULL, 'I' },
+		{ "tool", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *listen = "0.0.0.0:" BUOY_PORT, *colon, *dpkind = "uapi";
-	const char *ifname = "awg0", *impl = "wireguard-go";
+	const char *ifname = "awg0", *impl = "wireguard-go", *tool = NULL;
 	struct node_config nc;
 	char ca[4096], cert[4096], key[4096], crl[4096], host[256];
 	struct tls_config tc;
@@ -118,6 +124,7 @@ cmd_run(int argc, char **argv)
 		case 'D': dpkind = optarg; break;
 		case 'i': ifname = optarg; break;
 		case 'I': impl = optarg; break;
+		case 'T': tool = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -175,8 +182,12 @@ cmd_run(int argc, char **argv)
 		    "(a benchmark mode)");
 	} else if (strcmp(dpkind, "uapi") == 0) {
 		ctl.dp = dp_uapi_new(base, dir, ifname, impl, running_config, &nc);
+	} else if (strcmp(dpkind, "wgtool") == 0) {
+		if (tool == NULL)
+			tool = strstr(impl, "amneziawg") != NULL ? "awg" : "wg";
+		ctl.dp = dp_wgtool_new(base, dir, ifname, tool, running_config, &nc);
 	} else {
-		log_warnx("buoy: unknown --dataplane '%s' (uapi or none)", dpkind);
+		log_warnx("buoy: unknown --dataplane '%s' (uapi, wgtool or none)", dpkind);
 		return 2;
 	}
 	if (ctl.dp == NULL) {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Data-plane backends behind one interface: "uapi" drives wireguard-go/amneziawg-go over
- * its UAPI socket (agent/dp_uapi.c); "none" records the config and touches nothing — a
- * mode for control-plane benchmarks only, and says so in GetStatus.
+ * its UAPI socket (agent/dp_uapi.c); "wgtool" drives an existing (kernel) interface
+ * through the wg/awg tool (agent/dp_wgtool.c); "none" records the config and touches
+ * nothing — a mode for control-plane benchmarks only, and says so in GetStatus.
  */
 #ifndef PHAROS_DATAPLANE_H
 #define PHAROS_DATAPLANE_H
@@ -62,5 +63,13 @@ struct dataplane *dp_none_new(void);
  */
 struct dataplane *dp_uapi_new(struct event_base *, const char *dir, const char *ifname,
 	    const char *impl, const Pharos__V1__NodeConfig *(*current)(void *), void *arg);
+
+/*
+ * An existing interface ifname (kernel WireGuard or AmneziaWG; buoy does not create
+ * one) through tool: "wg", "awg" (AmneziaWG: the obfuscation keys are sent too) or a
+ * path to either. The private key is DIR/wg.key. current as for dp_uapi_new().
+ */
+struct dataplane *dp_wgtool_new(struct event_base *, const char *dir, const char *ifname,
+	    const char *tool, const Pharos__V1__NodeConfig *(*current)(void *), void *arg);
 
 #endif

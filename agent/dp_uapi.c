@@ -10,26 +10,21 @@
  */
 #include <sys/wait.h>
 
-#include <errno.h>
 #include <malloc.h>
 #include <event2/event.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dataplane.h"
 #include "err.h"
-#include "fsutil.h"
-#include "keys.h"
 #include "log.h"
 #include "uapi.h"
+#include "wgdp.h"
 #include "wgproc.h"
 
-#define CHECK_INTERVAL_MS	1000
 #define SOCKET_WAIT_MS		5000
-#define ACTIVE_WINDOW_S		180	/* WireGuard's REJECT_AFTER_TIME */
 
 struct uapi_dp {
 	struct dataplane		 dp;
@@ -45,12 +40,7 @@ struct uapi_dp {
 	bool				 up;
 	/* What the interface was last set to: ip/nft run only when this changes. */
 	char				*netkey;
-	/* Peers seen with a recent handshake at the last check, sorted by key. */
-	struct hs_seen {
-		uint8_t	key[32];
-		bool	active;
-	}				*seen;
-	size_t				 nseen;
+	struct wgdp_hs			 hs;		/* handshakes at the last check */
 	const Pharos__V1__NodeConfig	*(*current)(void *);
 	void				*current_arg;
 	struct event			*check;
@@ -73,6 +63,8 @@ ensure_running(struct uapi_dp *u)
 {
 	if (alive(u))
 		return 0;
+	if (u->pid > 0 && waitpid(u->pid, NULL, WNOHANG) == u->pid)
+		u->pid = 0;	/* the one that died */
 	if (wgproc_start(&u->pid, u->impl, u->ifname, u->log) != 0)
 		return ERR_SYS;
 	if (wgproc_wait_socket(u->sock, SOCKET_WAIT_MS) != 0) {
@@ -87,87 +79,6 @@ ensure_running(struct uapi_dp *u)
 	return 0;
 }
 
-static bool
-has_role(const Pharos__V1__NodeConfig *cfg, Pharos__V1__Role r)
-{
-	size_t i;
-
-	for (i = 0; i < cfg->n_roles; i++)
-		if (cfg->roles[i] == r)
-			return true;
-	return false;
-}
-
-static int
-build_desired(struct uapi_dp *u, const Pharos__V1__NodeConfig *cfg, struct wg_desired *d)
-{
-	size_t i, j;
-
-	memset(d, 0, sizeof(*d));
-	memcpy(d->private_key, u->priv, 32);
-	d->listen_port = cfg->amneziawg != NULL ? (int)cfg->amneziawg->listen_port : 0;
-	/* Obfuscation keys go only to an AmneziaWG implementation; WireGuard refuses them. */
-	if (u->awg && cfg->amneziawg != NULL && cfg->amneziawg->obfuscation != NULL) {
-		const Pharos__V1__AwgObfuscation *o = cfg->amneziawg->obfuscation;
-		const char *h[4] = { o->h1, o->h2, o->h3, o->h4 };
-		const char *is[5] = { o->i1, o->i2, o->i3, o->i4, o->i5 };
-
-		d->awg = true;
-		d->jc = (int)o->jc;
-		d->jmin = (int)o->jmin;
-		d->jmax = (int)o->jmax;
-		d->s1 = (int)o->s1;
-		d->s2 = (int)o->s2;
-		d->s3 = (int)o->s3;
-		d->s4 = (int)o->s4;
-		for (i = 0; i < 4; i++)
-			snprintf(d->h[i], sizeof(d->h[i]), "%s", h[i] != NULL ? h[i] : "");
-		for (i = 0; i < 5; i++)
-			if (is[i] != NULL && is[i][0] != '\0' && (d->i[i] = strdup(is[i])) == NULL)
-				return ERR_NOMEM;
-	}
-	if (cfg->n_peers > 0 && (d->peers = calloc(cfg->n_peers, sizeof(*d->peers))) == NULL)
-		return ERR_NOMEM;
-	for (i = 0; i < cfg->n_peers; i++) {
-		const Pharos__V1__Peer *p = cfg->peers[i];
-		struct wg_peer *w = &d->peers[d->npeers++];
-		if (p->public_key.len != 32) {
-			err_set("peer %zu: public key is %zu bytes", i, p->public_key.len);
-			return ERR_INVAL;
-		}
-		memcpy(w->public_key, p->public_key.data, 32);
-		snprintf(w->endpoint, sizeof(w->endpoint), "%s", p->endpoint ? p->endpoint : "");
-		w->keepalive = (int)p->persistent_keepalive;
-		for (j = 0; j < p->n_allowed_ips; j++)
-			if (wg_peer_add_allowed_ip(w, p->allowed_ips[j]) != 0)
-				return ERR_INVAL;
-	}
-	return 0;
-}
-
-/* Count what the diff does to peers, for the response and the log. */
-static void
-count(const struct wg_device *cur, const struct wg_desired *want, struct dp_result *res)
-{
-	size_t i, j;
-
-	memset(res, 0, sizeof(*res));
-	for (i = 0; i < want->npeers; i++) {
-		for (j = 0; j < cur->npeers; j++)
-			if (memcmp(want->peers[i].public_key, cur->peers[j].public_key, 32) == 0)
-				break;
-		if (j == cur->npeers)
-			res->peers_added++;
-	}
-	for (j = 0; j < cur->npeers; j++) {
-		for (i = 0; i < want->npeers; i++)
-			if (memcmp(want->peers[i].public_key, cur->peers[j].public_key, 32) == 0)
-				break;
-		if (i == want->npeers)
-			res->peers_removed++;
-	}
-}
-
 static int
 uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_result *res,
     char *why, size_t whylen)
@@ -175,54 +86,25 @@ uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_re
 	struct uapi_dp *u = dp->ctx;
 	struct wg_desired want;
 	struct wg_device *cur = NULL;
-	const Pharos__V1__AwgInterface *ai = cfg->amneziawg;
+	struct uapi_counts c;
 	char *body = NULL;
 	size_t len = 0;
 	int rc;
-	bool exit_role = has_role(cfg, PHAROS__V1__ROLE__ROLE_EXIT);
 
 	memset(res, 0, sizeof(*res));
-	if ((rc = ensure_running(u)) != 0 || (rc = build_desired(u, cfg, &want)) != 0)
+	memset(&want, 0, sizeof(want));
+	if ((rc = ensure_running(u)) != 0 || (rc = wgdp_desired(&want, u->priv, u->awg, cfg)) != 0)
 		goto fail;
-	if ((rc = uapi_get(&cur, u->sock)) != 0)
-		goto fail_want;
-	count(cur, &want, res);
-	if ((rc = uapi_diff(&body, &len, cur, &want)) != 0)
-		goto fail_want;
+	if ((rc = uapi_get(&cur, u->sock)) != 0 || (rc = uapi_count(&c, cur, &want)) != 0 ||
+	    (rc = uapi_diff(&body, &len, cur, &want)) != 0)
+		goto fail;
 	if (len > 0 && (rc = uapi_set(u->sock, body, len)) != 0)
-		goto fail_want;
-	{
-		/* Addresses, MTU and role as one string; unchanged means nothing to fork. */
-		char *key = NULL;
-		size_t klen = 0, i;
-		FILE *kf = open_memstream(&key, &klen);
-
-		if (kf == NULL) {
-			rc = ERR_NOMEM;
-			goto fail_want;
-		}
-		fprintf(kf, "%d %u", exit_role, ai != NULL ? ai->mtu : 0);
-		for (i = 0; ai != NULL && i < ai->n_addresses; i++)
-			fprintf(kf, " %s", ai->addresses[i]);
-		fclose(kf);
-		if (u->netkey == NULL || strcmp(u->netkey, key) != 0 || !u->up) {
-			rc = netcfg_apply(u->ifname, ai != NULL ?
-			    (const char *const *)ai->addresses : NULL,
-			    ai != NULL ? ai->n_addresses : 0, ai != NULL ? (int)ai->mtu : 0, true);
-			if (rc == 0 && exit_role)
-				rc = netcfg_forwarding(true);
-			if (rc == 0)
-				rc = netcfg_masquerade("pharos", u->ifname, exit_role);
-			if (rc != 0) {
-				free(key);
-				goto fail_want;
-			}
-			free(u->netkey);
-			u->netkey = key;
-		} else {
-			free(key);
-		}
-	}
+		goto fail;
+	res->peers_added = (uint32_t)c.added;
+	res->peers_removed = (uint32_t)c.removed;
+	res->peers_changed = (uint32_t)c.changed;
+	if ((rc = wgdp_netcfg(&u->netkey, u->ifname, cfg, !u->up)) != 0)
+		goto fail;
 	u->up = true;
 	u->detail[0] = '\0';
 	log_debug("buoy: uapi interface=%s set %zu bytes", u->ifname, len);
@@ -232,11 +114,10 @@ uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_re
 	/* A big apply leaves megabytes of freed buffers: give them back to the system. */
 	malloc_trim(0);
 	return 0;
-fail_want:
+fail:
 	uapi_body_free(body, len);
 	wg_device_free(cur);
 	wg_desired_clear(&want);
-fail:
 	snprintf(why, whylen, "%s", err_last());
 	snprintf(u->detail, sizeof(u->detail), "%s", err_last());
 	u->up = false;
@@ -294,89 +175,15 @@ uapi_status(struct dataplane *dp, struct dp_status *st)
 {
 	struct uapi_dp *u = dp->ctx;
 	struct wg_device *dev = NULL;
-	time_t now = time(NULL);
-	size_t i;
 
-	memset(st, 0, sizeof(*st));
 	if (uapi_get_timeout(&dev, u->sock, 300) != 0) {
+		memset(st, 0, sizeof(*st));
 		st->health = PHAROS__V1__HEALTH_STATE__HEALTH_STATE_DOWN;
 		snprintf(st->detail, sizeof(st->detail), "%s: %s", u->ifname, err_last());
 		return;
 	}
-	st->peer_count = (uint32_t)dev->npeers;
-	for (i = 0; i < dev->npeers; i++) {
-		const struct wg_peer *p = &dev->peers[i];
-		int64_t t = p->last_handshake_sec * 1000000000 + p->last_handshake_nsec;
-		if (p->last_handshake_sec > 0 && now - p->last_handshake_sec < ACTIVE_WINDOW_S)
-			st->peers_active++;
-		if (t > st->latest_handshake_nanos)
-			st->latest_handshake_nanos = t;
-		st->rx_bytes += p->rx_bytes;
-		st->tx_bytes += p->tx_bytes;
-	}
+	wgdp_status(st, dev, u->detail);
 	wg_device_free(dev);
-	st->health = u->detail[0] ? PHAROS__V1__HEALTH_STATE__HEALTH_STATE_DEGRADED :
-	    PHAROS__V1__HEALTH_STATE__HEALTH_STATE_UP;
-	snprintf(st->detail, sizeof(st->detail), "%s", u->detail);
-}
-
-static int
-seen_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, 32);
-}
-
-static void
-emit(struct uapi_dp *u, int kind, const uint8_t *key, const char *ep, int64_t hs,
-    const char *detail)
-{
-	if (u->dp.on_event != NULL)
-		u->dp.on_event(u->dp.event_arg, kind, key, ep, hs, detail);
-}
-
-/*
- * A peer is "up" while its last handshake is younger than 180 s. Compare with the last
- * check (both sorted by key) and report the changes.
- */
-static void
-scan_handshakes(struct uapi_dp *u, const struct wg_device *dev)
-{
-	struct hs_seen *now;
-	time_t t = time(NULL);
-	size_t i, j = 0;
-
-	if ((now = calloc(dev->npeers + 1, sizeof(*now))) == NULL)
-		return;
-	for (i = 0; i < dev->npeers; i++) {
-		memcpy(now[i].key, dev->peers[i].public_key, 32);
-		now[i].active = dev->peers[i].last_handshake_sec > 0 &&
-		    t - dev->peers[i].last_handshake_sec < ACTIVE_WINDOW_S;
-	}
-	qsort(now, dev->npeers, sizeof(*now), seen_cmp);
-	for (i = 0; i < dev->npeers; i++) {
-		const struct wg_peer *p = NULL;
-		bool was = false;
-		size_t k;
-
-		while (j < u->nseen && memcmp(u->seen[j].key, now[i].key, 32) < 0)
-			j++;
-		if (j < u->nseen && memcmp(u->seen[j].key, now[i].key, 32) == 0)
-			was = u->seen[j].active;
-		if (was == now[i].active)
-			continue;
-		for (k = 0; k < dev->npeers; k++)
-			if (memcmp(dev->peers[k].public_key, now[i].key, 32) == 0) {
-				p = &dev->peers[k];
-				break;
-			}
-		emit(u, now[i].active ? PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_UP :
-		    PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_DOWN, now[i].key,
-		    p != NULL ? p->endpoint : "", p != NULL ? p->last_handshake_sec * 1000000000 +
-		    p->last_handshake_nsec : 0, NULL);
-	}
-	free(u->seen);
-	u->seen = now;
-	u->nseen = dev->npeers;
 }
 
 /*
@@ -408,7 +215,8 @@ uapi_restart(struct dataplane *dp, const char *reason, char *why, size_t whylen)
 	} else if (uapi_apply(dp, cfg, &res, why, whylen) != 0) {
 		return ERR_SYS;
 	}
-	emit(u, PHAROS__V1__EVENT_KIND__EVENT_KIND_BACKEND_RESTARTED, NULL, NULL, 0, reason);
+	wgdp_emit(&u->dp, PHAROS__V1__EVENT_KIND__EVENT_KIND_BACKEND_RESTARTED, NULL, NULL, 0,
+	    reason);
 	return 0;
 }
 
@@ -428,7 +236,7 @@ static void
 check_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct uapi_dp *u = arg;
-	struct timeval tv = { CHECK_INTERVAL_MS / 1000, (CHECK_INTERVAL_MS % 1000) * 1000 };
+	struct timeval tv = { WGDP_CHECK_MS / 1000, (WGDP_CHECK_MS % 1000) * 1000 };
 	struct dp_result res;
 	char why[256];
 
@@ -436,13 +244,14 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
+	/* Reap only our own child: other supervisors (Xray) wait for theirs. */
+	if (u->pid > 0 && waitpid(u->pid, NULL, WNOHANG) == u->pid)
+		u->pid = 0;
 	cfg = u->current(u->current_arg);
 	if (u->up && cfg != NULL) {
 		struct wg_device *dev = NULL;
 		if (uapi_get_timeout(&dev, u->sock, 300) == 0) {
-			scan_handshakes(u, dev);
+			wgdp_scan(&u->hs, dev, &u->dp);
 			wg_device_free(dev);
 		} else {
 			u->restarts++;
@@ -450,13 +259,14 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 			    u->impl, u->ifname, u->restarts);
 			if (uapi_apply(&u->dp, cfg, &res, why, sizeof(why)) != 0) {
 				log_warnx("buoy: re-applying after the restart failed: %s", why);
-				emit(u, PHAROS__V1__EVENT_KIND__EVENT_KIND_DATA_PLANE_ERROR, NULL, NULL,
-				    0, why);
+				wgdp_emit(&u->dp, PHAROS__V1__EVENT_KIND__EVENT_KIND_DATA_PLANE_ERROR,
+				    NULL, NULL, 0, why);
 			} else {
 				log_info("buoy: %s restarted and the running config re-applied",
 				    u->impl);
-				emit(u, PHAROS__V1__EVENT_KIND__EVENT_KIND_BACKEND_RESTARTED, NULL,
-				    NULL, 0, "the process was gone");
+				wgdp_emit(&u->dp,
+				    PHAROS__V1__EVENT_KIND__EVENT_KIND_BACKEND_RESTARTED, NULL, NULL,
+				    0, "the process was gone");
 			}
 		}
 	}
@@ -471,7 +281,7 @@ uapi_free(struct dataplane *dp)
 	if (u->check != NULL)
 		event_free(u->check);
 	free(u->netkey);
-	free(u->seen);
+	wgdp_hs_free(&u->hs);
 	sodium_memzero(u->priv, sizeof(u->priv));
 	free(u);
 }
@@ -482,8 +292,6 @@ dp_uapi_new(struct event_base *base, const char *dir, const char *ifname, const 
 {
 	struct uapi_dp *u;
 	struct timeval tv = { 1, 0 };
-	char path[1100], *text = NULL;
-	size_t len;
 	bool awg = strstr(impl, "amneziawg") != NULL;
 
 	if (strlen(ifname) == 0 || strlen(ifname) > 15) {
@@ -501,20 +309,10 @@ dp_uapi_new(struct event_base *base, const char *dir, const char *ifname, const 
 	    awg ? "amneziawg" : "wireguard", ifname);
 	u->awg = awg;
 	snprintf(u->log, sizeof(u->log), "%s/%s.log", dir, ifname);
-	snprintf(path, sizeof(path), "%s/%s", dir, WG_KEY_FILE);
-	if (fs_read_file(&text, &len, path, 256) == 0)
-		while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
-			text[--len] = '\0';
-	if (text == NULL || uapi_key_from_base64(u->priv, text) != 0) {
-		err_set("%s: no WireGuard key (run buoy keygen)", path);
-		if (text != NULL)
-			sodium_memzero(text, len);
-		free(text);
+	if (wgdp_load_key(u->priv, dir) != 0) {
 		free(u);
 		return NULL;
 	}
-	sodium_memzero(text, len);
-	free(text);
 	u->dp.name = "uapi";
 	u->dp.apply = uapi_apply;
 	u->dp.apply_delta = uapi_delta;

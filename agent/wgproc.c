@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@
 
 extern char **environ;
 
-#define RUN_OUT_MAX	(1u << 20)
+#define RUN_OUT_MAX	(64u << 20)	/* `wg show dump` of ~500k peers */
 
 /* Where ip, nft and the implementations live; buoy may run with a thin PATH. */
 static const char *const bin_dirs[] = { "/usr/local/sbin", "/usr/local/bin", "/usr/sbin",
@@ -73,6 +74,26 @@ toolong:
 	return ERR_TOOBIG;
 }
 
+int
+wgproc_which(char *out, size_t outsz, const char *name)
+{
+	const char *path = getenv("PATH"), *p, *colon;
+	size_t n;
+
+	if (name[0] == '/' || path == NULL)
+		return find_bin(out, outsz, name);
+	for (p = path; *p != '\0'; p = *colon ? colon + 1 : colon) {
+		colon = strchrnul(p, ':');
+		n = (size_t)(colon - p);
+		if (n == 0 || p[0] != '/')
+			continue;	/* "" or a relative folder: not for a daemon */
+		if ((size_t)snprintf(out, outsz, "%.*s/%s", (int)n, p, name) < outsz &&
+		    access(out, X_OK) == 0)
+			return 0;
+	}
+	return find_bin(out, outsz, name);
+}
+
 static bool
 valid_ifname(const char *s)
 {
@@ -89,44 +110,21 @@ valid_ifname(const char *s)
 	return true;
 }
 
-/* ---- the implementation process ---- */
+/* ---- processes buoy supervises ---- */
 
-int
-wgproc_start(pid_t *pid, const char *impl, const char *ifname, const char *log_path)
+/*
+ * Fork and exec path with argv and envp in a new process group, stdin /dev/null, stdout
+ * and stderr appended to log_path. Everything the child needs is made before the fork:
+ * after it, only async-signal-safe calls.
+ */
+static int
+spawn(pid_t *pid, const char *path, const char *const argv[], char *const envp[],
+    const char *log_path)
 {
-	char path[PATH_MAX];
-	char **envp = NULL;
-	size_t n = 0, i, j;
 	int logfd = -1, nullfd = -1, rc;
 	pid_t p;
 
 	*pid = -1;
-	if (strcmp(impl, "wireguard-go") != 0 && strcmp(impl, "amneziawg-go") != 0 &&
-	    impl[0] != '/') {
-		err_set("implementation '%s' is not wireguard-go, amneziawg-go or a path", impl);
-		return ERR_INVAL;
-	}
-	if (!valid_ifname(ifname)) {
-		err_set("interface name '%s' is not 1-15 characters of [A-Za-z0-9_.-]", ifname);
-		return ERR_INVAL;
-	}
-	if ((rc = find_bin(path, sizeof(path), impl)) != 0)
-		return rc;
-	/* Everything the child needs is made here: after fork only async-signal-safe calls. */
-	while (environ[n] != NULL)
-		n++;
-	if ((envp = calloc(n + 3, sizeof(*envp))) == NULL) {
-		err_set("out of memory");
-		return ERR_NOMEM;
-	}
-	for (i = j = 0; i < n; i++) {
-		if (strncmp(environ[i], "WG_", 3) == 0 || strncmp(environ[i], "LOG_LEVEL=", 10) == 0)
-			continue;	/* WG_TUN_FD / WG_UAPI_FD would name fds we do not pass */
-		envp[j++] = environ[i];
-	}
-	envp[j++] = (char *)(uintptr_t)"WG_PROCESS_FOREGROUND=1";
-	envp[j++] = (char *)(uintptr_t)"LOG_LEVEL=error";
-	envp[j] = NULL;
 	if ((logfd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0) {
 		err_setsys("%s", log_path);
 		rc = ERR_SYS;
@@ -143,28 +141,77 @@ wgproc_start(pid_t *pid, const char *impl, const char *ifname, const char *log_p
 		goto out;
 	}
 	if (p == 0) {
-		char *const argv[] = { (char *)(uintptr_t)impl, (char *)(uintptr_t)"-f",
-			(char *)(uintptr_t)ifname, NULL };
+		sigset_t none;
+
 		setpgid(0, 0);
 		if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
 			_exit(126);
 		close_range(3, ~0U, 0);
-		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
-		execve(path, argv, envp);
+		execve(path, (char *const *)(uintptr_t)argv, envp);
 		_exit(127);
 	}
 	setpgid(p, p);		/* both sides, so a signal to the group cannot race */
 	*pid = p;
-	log_info("wgproc: started impl=%s if=%s pid=%ld", impl, ifname, (long)p);
 	rc = 0;
 out:
 	if (logfd >= 0)
 		close(logfd);
 	if (nullfd >= 0)
 		close(nullfd);
+	return rc;
+}
+
+int
+wgproc_spawn(pid_t *pid, const char *const argv[], const char *log_path)
+{
+	*pid = -1;
+	if (argv[0] == NULL || argv[0][0] != '/') {
+		err_set("wgproc_spawn: '%s' is not an absolute path", argv[0] ? argv[0] : "");
+		return ERR_INVAL;
+	}
+	return spawn(pid, argv[0], argv, environ, log_path);
+}
+
+int
+wgproc_start(pid_t *pid, const char *impl, const char *ifname, const char *log_path)
+{
+	char path[PATH_MAX];
+	char **envp = NULL;
+	const char *argv[] = { impl, "-f", ifname, NULL };
+	size_t n = 0, i, j;
+	int rc;
+
+	*pid = -1;
+	if (strcmp(impl, "wireguard-go") != 0 && strcmp(impl, "amneziawg-go") != 0 &&
+	    impl[0] != '/') {
+		err_set("implementation '%s' is not wireguard-go, amneziawg-go or a path", impl);
+		return ERR_INVAL;
+	}
+	if (!valid_ifname(ifname)) {
+		err_set("interface name '%s' is not 1-15 characters of [A-Za-z0-9_.-]", ifname);
+		return ERR_INVAL;
+	}
+	if ((rc = find_bin(path, sizeof(path), impl)) != 0)
+		return rc;
+	while (environ[n] != NULL)
+		n++;
+	if ((envp = calloc(n + 3, sizeof(*envp))) == NULL) {
+		err_set("out of memory");
+		return ERR_NOMEM;
+	}
+	for (i = j = 0; i < n; i++) {
+		if (strncmp(environ[i], "WG_", 3) == 0 || strncmp(environ[i], "LOG_LEVEL=", 10) == 0)
+			continue;	/* WG_TUN_FD / WG_UAPI_FD would name fds we do not pass */
+		envp[j++] = environ[i];
+	}
+	envp[j++] = (char *)(uintptr_t)"WG_PROCESS_FOREGROUND=1";
+	envp[j++] = (char *)(uintptr_t)"LOG_LEVEL=error";
+	envp[j] = NULL;
+	if ((rc = spawn(pid, path, argv, envp, log_path)) == 0)
+		log_info("wgproc: started impl=%s if=%s pid=%ld", impl, ifname, (long)*pid);
 	free(envp);
 	return rc;
 }
@@ -227,33 +274,59 @@ wgproc_stop(pid_t pid, int timeout_ms)
 
 struct obuf {
 	char	*p;
-	size_t	 len, cap;
+	size_t	 len, cap, max;
+	bool	 secret;	/* wipe every copy: the output holds a key */
+	bool	 keep_head;	/* beyond max: drop the rest (else ERR_TOOBIG) */
 };
+
+static void
+obuf_free(struct obuf *b)
+{
+	if (b->p != NULL && b->secret)
+		sodium_memzero(b->p, b->cap);
+	free(b->p);
+	b->p = NULL;
+}
 
 static int
 obuf_read(struct obuf *b, int fd, bool *eof)
 {
-	char tmp[4096], *np;
+	char tmp[65536], *np;
 	ssize_t r;
 
-	if ((r = read(fd, tmp, sizeof(tmp))) < 0)
-		return errno == EINTR || errno == EAGAIN ? 0 : ERR_SYS;
+	if ((r = read(fd, tmp, sizeof(tmp))) < 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			return 0;
+		err_setsys("read from a child");
+		return ERR_SYS;
+	}
 	if (r == 0) {
 		*eof = true;
 		return 0;
 	}
-	if (b->len + (size_t)r > RUN_OUT_MAX)
-		return 0;	/* keep the head; the rest is dropped */
+	if ((size_t)r > b->max - b->len) {
+		if (b->secret)
+			sodium_memzero(tmp, sizeof(tmp));
+		return b->keep_head ? 0 : ERR_TOOBIG;
+	}
 	if (b->len + (size_t)r + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 8192;
+		size_t cap = b->cap ? b->cap * 2 : 65536;
 		while (cap < b->len + (size_t)r + 1)
 			cap *= 2;
-		if ((np = realloc(b->p, cap)) == NULL)
+		if ((np = malloc(cap)) == NULL) {
+			if (b->secret)
+				sodium_memzero(tmp, sizeof(tmp));
 			return ERR_NOMEM;
+		}
+		if (b->p != NULL)
+			memcpy(np, b->p, b->len);
+		obuf_free(b);	/* realloc would leave the old copy unwiped */
 		b->p = np;
 		b->cap = cap;
 	}
 	memcpy(b->p + b->len, tmp, (size_t)r);
+	if (b->secret)
+		sodium_memzero(tmp, (size_t)r);
 	b->len += (size_t)r;
 	b->p[b->len] = '\0';
 	return 0;
@@ -273,25 +346,23 @@ argv_text(char *buf, size_t sz, const char *const argv[])
 	}
 }
 
-/*
- * Run argv (argv[0] looked up in bin_dirs) with `in` on stdin; stdout into *out if
- * out != NULL (NUL-terminated, caller frees). A non-zero exit is an error carrying the
- * first line of stderr. The caller ignores SIGPIPE (buoy does), in case the child exits
- * before reading all of `in`.
- */
-static int
-run(char **out, const char *const argv[], const char *in)
+int
+wgproc_run(char **out, size_t *outlen, const char *const argv[], const char *in,
+    size_t inlen, unsigned flags)
 {
 	char path[PATH_MAX], what[256];
-	struct obuf ob = { 0 }, eb = { 0 };
+	struct obuf ob = { .max = RUN_OUT_MAX, .secret = (flags & WGPROC_F_SECRET) != 0 };
+	struct obuf eb = { .max = 64 * 1024, .keep_head = true };
 	int inp[2] = { -1, -1 }, outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
-	size_t inlen = in ? strlen(in) : 0, inoff = 0;
+	size_t inoff = 0;
 	bool out_eof = false, err_eof = false;
 	int rc, st = 0;
 	pid_t p;
 
 	if (out != NULL)
 		*out = NULL;
+	if (outlen != NULL)
+		*outlen = 0;
 	argv_text(what, sizeof(what), argv);
 	if ((rc = find_bin(path, sizeof(path), argv[0])) != 0)
 		return rc;
@@ -349,8 +420,11 @@ run(char **out, const char *const argv[], const char *in)
 			}
 		}
 		if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
-		    (rc = obuf_read(&ob, outp[0], &out_eof)) != 0)
+		    (rc = obuf_read(&ob, outp[0], &out_eof)) != 0) {
+			/* Stop it: a child blocked on a full pipe would never end. */
+			kill(p, SIGKILL);
 			out_eof = true;
+		}
 		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
 		    obuf_read(&eb, errp[0], &err_eof) != 0)
 			err_eof = true;
@@ -360,6 +434,8 @@ run(char **out, const char *const argv[], const char *in)
 	if (rc != 0) {
 		if (rc == ERR_NOMEM)
 			err_set("%s: out of memory", what);
+		else if (rc == ERR_TOOBIG)
+			err_set("%s: more than %u bytes of output", what, RUN_OUT_MAX);
 		goto out;
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
@@ -378,6 +454,8 @@ run(char **out, const char *const argv[], const char *in)
 			goto out;
 		}
 		*out = ob.p;
+		if (outlen != NULL)
+			*outlen = ob.len;
 		ob.p = NULL;	/* the caller's now */
 	}
 out:
@@ -389,8 +467,8 @@ out:
 		if (errp[i] >= 0)
 			close(errp[i]);
 	}
-	free(ob.p);
-	free(eb.p);
+	obuf_free(&ob);
+	obuf_free(&eb);
 	return rc;
 }
 
@@ -440,7 +518,7 @@ ip_cmd(const char *const argv[])
 	int rc;
 
 	argv_text(what, sizeof(what), argv);
-	if ((rc = run(NULL, argv, NULL)) == 0)
+	if ((rc = wgproc_run(NULL, NULL, argv, NULL, 0, 0)) == 0)
 		log_info("netcfg: %s", what);
 	return rc;
 }
@@ -472,7 +550,7 @@ netcfg_apply(const char *ifname, const char *const *addresses, size_t n, int mtu
 	for (i = 0; i < n; i++)
 		if ((rc = ifaddr_parse(&want[i], addresses[i])) != 0)
 			goto out;
-	if ((rc = run(&text, show, NULL)) != 0)
+	if ((rc = wgproc_run(&text, NULL, show, NULL, 0, 0)) != 0)
 		goto out;
 	if ((root = json_loads(text, 0, &jerr)) == NULL || !json_is_array(root) ||
 	    !json_is_object(link = json_array_get(root, 0))) {
@@ -613,7 +691,7 @@ netcfg_masquerade(const char *table, const char *ifname_in, bool on)
 	else
 		snprintf(rules, sizeof(rules), "table inet %s\ndelete table inet %s\n", table,
 		    table);
-	if ((rc = run(NULL, argv, rules)) == 0)
+	if ((rc = wgproc_run(NULL, NULL, argv, rules, strlen(rules), 0)) == 0)
 		log_info("netcfg: nft table=inet/%s masquerade=%s in=%s", table, on ? "on" : "off",
 		    ifname_in);
 	return rc;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The userspace WireGuard implementation buoy runs (wireguard-go or amneziawg-go) and the
- * host network configuration around it, done through iproute2 (`ip`) and `nft`, each run
- * by fork/exec with an argv (never a shell). Blocking: call these off the event loop.
+ * The processes buoy runs: the userspace WireGuard implementation (wireguard-go or
+ * amneziawg-go), Xray, the tools (`wg`, `awg`), and the host network configuration
+ * around them through iproute2 (`ip`) and `nft` — each by fork/exec with an argv (never
+ * a shell). Short and bounded, but blocking: the event loop calls them as netcfg does.
  */
 #ifndef PHAROS_WGPROC_H
 #define PHAROS_WGPROC_H
@@ -19,6 +20,26 @@
  * (wgproc_wait_socket). ifname: 1-15 characters of [A-Za-z0-9_.-].
  */
 int	wgproc_start(pid_t *pid, const char *impl, const char *ifname, const char *log_path);
+/*
+ * Start argv (argv[0] an absolute path) as wgproc_start() does, with buoy's environment;
+ * for processes buoy supervises (Xray). Returns at once.
+ */
+int	wgproc_spawn(pid_t *pid, const char *const argv[], const char *log_path);
+/* name as found in $PATH (absolute folders only), then the usual bin folders; or a path. */
+int	wgproc_which(char *out, size_t outsz, const char *name);
+
+#define WGPROC_F_SECRET	(1U << 0)	/* stdout holds a key: every copy is wiped */
+/*
+ * Run argv to completion (argv[0] a name looked up in /usr/local/sbin, ..., /bin, or a
+ * path) with in[inlen] on stdin through a pipe; stdout into *out (NUL-terminated, length
+ * in *outlen if not NULL; the caller frees it, wiping it first with WGPROC_F_SECRET)
+ * unless out is NULL. More than 64 MiB of stdout is ERR_TOOBIG; 30 s without output
+ * kills it. A non-zero exit is ERR_SYS carrying the first line of stderr. The caller
+ * ignores SIGPIPE (buoy does), in case the child exits before reading all of in.
+ */
+int	wgproc_run(char **out, size_t *outlen, const char *const argv[], const char *in,
+	    size_t inlen, unsigned flags);
+
 /* Poll every 10 ms until a get on sock_path works, at most timeout_ms. */
 int	wgproc_wait_socket(const char *sock_path, int timeout_ms);
 /* SIGTERM the process group, wait up to timeout_ms, then SIGKILL; reaps pid. */

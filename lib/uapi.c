@@ -959,43 +959,63 @@ emit_new_peer(struct sbuf *sb, const struct wg_peer *w)
 	return 0;
 }
 
+/* What differs between the live peer c and the wanted w (same key). */
+struct peer_change {
+	bool		 endpoint, keepalive, ips;
+	char		 wep[64];	/* w's endpoint, canonical */
+	struct cidr	*wv;		/* w's allowed IPs, canonical (the caller frees) */
+	size_t		 wn;
+};
+
 static int
-emit_changed_peer(struct sbuf *sb, const struct wg_peer *c, const struct wg_peer *w)
+peer_changes(struct peer_change *pc, const struct wg_peer *c, const struct wg_peer *w)
 {
-	struct cidr *cv = NULL, *wv = NULL;
-	char wep[64], cep[64];
-	size_t cn, wn, i;
-	bool ep_diff, ka_diff, ips_diff;
+	struct cidr *cv = NULL;
+	char cep[64];
+	size_t cn, i;
 	int rc;
 
-	if ((rc = endpoint_canon(wep, w->endpoint)) != 0)
+	memset(pc, 0, sizeof(*pc));
+	if ((rc = endpoint_canon(pc->wep, w->endpoint)) != 0)
 		return rc;
 	/* An endpoint we cannot parse (a zone, say) is simply "different". */
 	if (endpoint_canon(cep, c->endpoint) != 0)
 		cep[0] = '\0';
-	if ((rc = cidr_set(&cv, &cn, c)) != 0 || (rc = cidr_set(&wv, &wn, w)) != 0)
-		goto out;
-	ep_diff = wep[0] != '\0' && strcmp(wep, cep) != 0;
-	ka_diff = w->keepalive != c->keepalive;
-	ips_diff = cn != wn;
-	for (i = 0; i < wn && !ips_diff; i++)
-		ips_diff = cidr_cmp(&cv[i], &wv[i]) != 0;
-	if (!ep_diff && !ka_diff && !ips_diff)
-		goto out;
-	emit_key(sb, w->public_key);
-	sb_printf(sb, "update_only=true\n");
-	if (ep_diff)
-		sb_printf(sb, "endpoint=%s\n", wep);
-	if (ka_diff)
-		sb_printf(sb, "persistent_keepalive_interval=%d\n", w->keepalive);
-	if (ips_diff) {
-		sb_printf(sb, "replace_allowed_ips=true\n");
-		emit_allowed(sb, wv, wn);
+	if ((rc = cidr_set(&cv, &cn, c)) != 0 || (rc = cidr_set(&pc->wv, &pc->wn, w)) != 0) {
+		free(cv);
+		return rc;
 	}
-out:
+	pc->endpoint = pc->wep[0] != '\0' && strcmp(pc->wep, cep) != 0;
+	pc->keepalive = w->keepalive != c->keepalive;
+	pc->ips = cn != pc->wn;
+	for (i = 0; i < pc->wn && !pc->ips; i++)
+		pc->ips = cidr_cmp(&cv[i], &pc->wv[i]) != 0;
 	free(cv);
-	free(wv);
-	return rc;
+	return 0;
+}
+
+static int
+emit_changed_peer(struct sbuf *sb, const struct wg_peer *c, const struct wg_peer *w)
+{
+	struct peer_change pc;
+	int rc;
+
+	if ((rc = peer_changes(&pc, c, w)) != 0)
+		return rc;
+	if (pc.endpoint || pc.keepalive || pc.ips) {
+		emit_key(sb, w->public_key);
+		sb_printf(sb, "update_only=true\n");
+		if (pc.endpoint)
+			sb_printf(sb, "endpoint=%s\n", pc.wep);
+		if (pc.keepalive)
+			sb_printf(sb, "persistent_keepalive_interval=%d\n", w->keepalive);
+		if (pc.ips) {
+			sb_printf(sb, "replace_allowed_ips=true\n");
+			emit_allowed(sb, pc.wv, pc.wn);
+		}
+	}
+	free(pc.wv);
+	return 0;
 }
 
 static const struct wg_peer *
@@ -1061,4 +1081,300 @@ uapi_body_free(char *body, size_t len)
 		return;
 	sodium_memzero(body, len);
 	free(body);
+}
+
+/* ---- counting what a diff does ---- */
+
+int
+uapi_count(struct uapi_counts *out, const struct wg_device *cur,
+    const struct wg_desired *want)
+{
+	const struct wg_peer **cv = NULL, **wv = NULL, *other;
+	struct peer_change pc;
+	size_t i;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = sorted_peers(&cv, cur->peers, cur->npeers, "the device")) != 0 ||
+	    (rc = sorted_peers(&wv, want->peers, want->npeers, "the desired state")) != 0)
+		goto out;
+	for (i = 0; i < cur->npeers; i++)
+		if (find_peer(wv, want->npeers, cv[i]) == NULL)
+			out->removed++;
+	for (i = 0; i < want->npeers; i++) {
+		if ((other = find_peer(cv, cur->npeers, wv[i])) == NULL) {
+			out->added++;
+			continue;
+		}
+		if ((rc = peer_changes(&pc, other, wv[i])) != 0)
+			goto out;
+		free(pc.wv);
+		if (pc.endpoint || pc.keepalive || pc.ips)
+			out->changed++;
+	}
+out:
+	free(cv);
+	free(wv);
+	return rc;
+}
+
+/* ---- wg(8) configuration text ---- */
+
+int
+uapi_conf(char **text, size_t *len, const struct wg_desired *want)
+{
+	struct sbuf sb = { 0 };
+	const struct wg_peer **wv = NULL;
+	struct cidr *v;
+	char b64[UAPI_KEY_B64_LEN + 1], ep[64], ip[64];
+	uint8_t key[UAPI_KEY_LEN];
+	size_t i, j, n;
+	int rc;
+
+	*text = NULL;
+	*len = 0;
+	if ((rc = check_desired(want)) != 0)
+		return rc;
+	for (i = 0; want->awg && i < 5; i++) {
+		/* wg(8) cuts a line at '#': the rest of the value would be lost. */
+		if (want->i[i] != NULL && strchr(want->i[i], '#') != NULL) {
+			err_set("uapi: AWG i%zu contains '#', which starts a comment in a config",
+			    i + 1);
+			return ERR_INVAL;
+		}
+	}
+	if ((rc = sorted_peers(&wv, want->peers, want->npeers, "the desired state")) != 0)
+		return rc;
+	sb_printf(&sb, "[Interface]\n");
+	memcpy(key, want->private_key, sizeof(key));
+	if (!sodium_is_zero(key, sizeof(key))) {
+		key_clamp(key);
+		uapi_key_to_base64(b64, key);
+		sb_printf(&sb, "PrivateKey = %s\n", b64);
+		sodium_memzero(b64, sizeof(b64));
+	}
+	sodium_memzero(key, sizeof(key));
+	if (want->listen_port != 0)
+		sb_printf(&sb, "ListenPort = %d\n", want->listen_port);
+	if (want->awg) {
+		/* The rules of emit_device(), in the capitalised config spelling. */
+		if (want->jc > 0)
+			sb_printf(&sb, "Jc = %d\nJmin = %d\nJmax = %d\n", want->jc, want->jmin,
+			    want->jmax);
+		sb_printf(&sb, "S1 = %d\nS2 = %d\n", want->s1, want->s2);
+		if (want->s3 != 0)
+			sb_printf(&sb, "S3 = %d\n", want->s3);
+		if (want->s4 != 0)
+			sb_printf(&sb, "S4 = %d\n", want->s4);
+		for (i = 0; i < 4; i++)
+			if (want->h[i][0] != '\0')
+				sb_printf(&sb, "H%zu = %s\n", i + 1, want->h[i]);
+		for (i = 0; i < 5; i++)
+			if (want->i[i] != NULL)
+				sb_printf(&sb, "I%zu = %s\n", i + 1, want->i[i]);
+	}
+	for (i = 0; i < want->npeers && rc == 0; i++) {
+		if ((rc = endpoint_canon(ep, wv[i]->endpoint)) != 0 ||
+		    (rc = cidr_set(&v, &n, wv[i])) != 0)
+			break;
+		uapi_key_to_base64(b64, wv[i]->public_key);
+		sb_printf(&sb, "\n[Peer]\nPublicKey = %s\n", b64);
+		for (j = 0; j < n; j++) {
+			cidr_text(ip, &v[j]);
+			sb_printf(&sb, "%s%s", j == 0 ? "AllowedIPs = " : ", ", ip);
+		}
+		if (n > 0)
+			sb_printf(&sb, "\n");
+		free(v);
+		if (ep[0] != '\0')
+			sb_printf(&sb, "Endpoint = %s\n", ep);
+		/* Always: syncconf leaves a keepalive the file does not mention as it is. */
+		sb_printf(&sb, "PersistentKeepalive = %d\n", wv[i]->keepalive);
+	}
+	if (rc == 0)
+		rc = sb.rc;
+	if (rc == 0) {
+		*text = sb.p;
+		*len = sb.len;
+		sb.p = NULL;	/* the caller's now */
+	}
+	free(wv);
+	sb_wipe(&sb);
+	return rc;
+}
+
+/* ---- `wg show IF dump` ---- */
+
+/* The next tab-separated field of [*p, end); false at the end of the line. */
+static bool
+dump_field(const char **p, const char *end, const char **f, size_t *n)
+{
+	const char *tab;
+
+	if (*p > end)
+		return false;
+	tab = memchr(*p, '\t', (size_t)(end - *p));
+	*f = *p;
+	*n = (size_t)((tab != NULL ? tab : end) - *p);
+	*p = tab != NULL ? tab + 1 : end + 1;
+	return true;
+}
+
+/* A field as a C string in buf (false if it does not fit). */
+static bool
+dump_copy(char *buf, size_t bufsz, const char *f, size_t n)
+{
+	if (n >= bufsz || memchr(f, '\0', n) != NULL)
+		return false;
+	memcpy(buf, f, n);
+	buf[n] = '\0';
+	return true;
+}
+
+static int
+dump_peer(struct wg_device *d, size_t *cap, const char *p, const char *end, size_t lineno)
+{
+	struct wg_peer *w;
+	const char *f, *c, *comma;
+	char buf[80];
+	size_t n, field;
+	uint64_t u;
+	int rc;
+
+	if ((rc = grow_peers(d, cap)) != 0)
+		return rc;
+	w = &d->peers[d->npeers];
+	memset(w, 0, sizeof(*w));
+	for (field = 0; field < 8; field++) {
+		if (!dump_field(&p, end, &f, &n))
+			goto bad;
+		if (field == 3) {
+			/* Allowed IPs: "a/n,b/m" or "(none)"; the list may be long. */
+			if (n == 6 && memcmp(f, "(none)", 6) == 0)
+				continue;
+			for (c = f; c < f + n; c = comma + 1) {
+				if ((comma = memchr(c, ',', (size_t)(f + n - c))) == NULL)
+					comma = f + n;
+				if (!dump_copy(buf, sizeof(buf), c, (size_t)(comma - c)) ||
+				    (rc = wg_peer_add_allowed_ip(w, buf)) == ERR_INVAL)
+					goto bad;
+				if (rc != 0)
+					goto fail;
+			}
+			continue;
+		}
+		if (!dump_copy(buf, sizeof(buf), f, n))
+			goto bad;
+		switch (field) {
+		case 0:
+			if (uapi_key_from_base64(w->public_key, buf) != 0)
+				goto bad;
+			break;
+		case 1:		/* the preshared key: not ours to read */
+			break;
+		case 2:
+			if (strcmp(buf, "(none)") == 0)
+				break;
+			if (strlen(buf) >= sizeof(w->endpoint) || !endpoint_text_ok(buf))
+				goto bad;
+			memcpy(w->endpoint, buf, strlen(buf) + 1);
+			break;
+		case 4:
+			if (parse_u64(buf, INT64_MAX, &u) != 0)
+				goto bad;
+			w->last_handshake_sec = (int64_t)u;
+			break;
+		case 5:
+			if (parse_u64(buf, UINT64_MAX, &w->rx_bytes) != 0)
+				goto bad;
+			break;
+		case 6:
+			if (parse_u64(buf, UINT64_MAX, &w->tx_bytes) != 0)
+				goto bad;
+			break;
+		case 7:
+			if (strcmp(buf, "off") == 0)
+				break;
+			if (parse_u64(buf, 65535, &u) != 0)
+				goto bad;
+			w->keepalive = (int)u;
+			break;
+		}
+	}
+	sodium_memzero(buf, sizeof(buf));
+	d->npeers++;
+	return 0;
+bad:
+	err_set("uapi: dump line %zu: not a peer line (field %zu)", lineno, field + 1);
+	rc = ERR_INVAL;
+fail:
+	sodium_memzero(buf, sizeof(buf));
+	wg_peer_clear(w);
+	return rc;
+}
+
+int
+uapi_parse_dump(struct wg_device **out, const char *text, size_t len)
+{
+	struct wg_device *d;
+	const struct wg_peer **sorted = NULL;
+	const char *p = text, *end = text + len, *nl, *f;
+	char buf[UAPI_KEY_B64_LEN + 8];
+	size_t cap = 0, lineno = 0, n;
+	uint64_t u;
+	bool iface = false;
+	int rc;
+
+	*out = NULL;
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		err_set("uapi: out of memory");
+		return ERR_NOMEM;
+	}
+	while (p < end) {
+		lineno++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		if (nl == p) {
+			p = nl + 1;
+			continue;
+		}
+		if (iface) {
+			if ((rc = dump_peer(d, &cap, p, nl, lineno)) != 0)
+				goto fail;
+			p = nl + 1;
+			continue;
+		}
+		/* The interface: private key, public key, port, then fwmark or AWG keys. */
+		rc = ERR_INVAL;
+		if (!dump_field(&p, nl, &f, &n) || !dump_copy(buf, sizeof(buf), f, n))
+			goto bad;
+		if (strcmp(buf, "(none)") != 0) {
+			if (uapi_key_from_base64(d->private_key, buf) != 0)
+				goto bad;
+			d->has_private_key = !sodium_is_zero(d->private_key, UAPI_KEY_LEN);
+		}
+		sodium_memzero(buf, sizeof(buf));
+		if (!dump_field(&p, nl, &f, &n) || !dump_field(&p, nl, &f, &n) ||
+		    !dump_copy(buf, sizeof(buf), f, n) || parse_u64(buf, 65535, &u) != 0)
+			goto bad;
+		d->listen_port = (int)u;
+		iface = true;
+		p = nl + 1;
+	}
+	if (!iface) {
+		err_set("uapi: empty dump");
+		rc = ERR_INVAL;
+		goto fail;
+	}
+	if ((rc = sorted_peers(&sorted, d->peers, d->npeers, "the dump")) != 0)
+		goto fail;
+	free(sorted);
+	*out = d;
+	return 0;
+bad:
+	err_set("uapi: dump line %zu: not an interface line", lineno);
+fail:
+	sodium_memzero(buf, sizeof(buf));
+	wg_device_free(d);
+	return rc;
 }

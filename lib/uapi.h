@@ -8,8 +8,12 @@
  * malformed reply or bad desired state, ERR_TOOBIG for an oversized reply, ERR_LIB when
  * the implementation answered errno=N with N != 0 (the message carries N and its text).
  *
+ * The same model also reads and writes what the wg(8)/awg(8) tools speak (uapi_conf(),
+ * uapi_parse_dump()), for kernel interfaces driven through the tool.
+ *
  * Private keys are wiped with sodium_memzero() by the free functions; a set body made by
- * uapi_diff() may carry a private key, so free it with uapi_body_free().
+ * uapi_diff() or a config made by uapi_conf() may carry a private key, so free it with
+ * uapi_body_free().
  */
 #ifndef PHAROS_UAPI_H
 #define PHAROS_UAPI_H
@@ -90,6 +94,32 @@ int	uapi_set(const char *sock_path, const char *body, size_t len);
 int	uapi_diff(char **body, size_t *len, const struct wg_device *cur,
 	    const struct wg_desired *want);
 void	uapi_body_free(char *body, size_t len);
+
+/* What turning cur into want does to peers (what uapi_diff() would send). */
+struct uapi_counts {
+	size_t	added, removed, changed;
+};
+int	uapi_count(struct uapi_counts *, const struct wg_device *cur,
+	    const struct wg_desired *want);
+
+/*
+ * want as wg(8) configuration text, for `wg syncconf IF /dev/stdin` (or `awg`): an
+ * [Interface] with PrivateKey (clamped; none if zero), ListenPort (unless 0) and, when
+ * want->awg, Jc..I5 by uapi_diff()'s rules; then a [Peer] per peer in key order with
+ * PublicKey, AllowedIPs (canonical, sorted), Endpoint (unless "") and PersistentKeepalive
+ * (always: syncconf leaves one the file omits as it is). No wg-quick keys (Address, MTU,
+ * DNS). Checked like uapi_diff(); an AWG i1..i5 holding '#' is refused (a comment there).
+ * *text holds the private key: free it with uapi_body_free().
+ */
+int	uapi_conf(char **text, size_t *len, const struct wg_desired *want);
+/*
+ * `wg show IF dump` (or `awg show IF dump`): the interface line (private key or
+ * "(none)", public key, listen port, then fields that differ between wg and awg, ignored)
+ * and a line per peer (public key, preshared key (not kept), endpoint or "(none)",
+ * allowed IPs "a,b" or "(none)", latest handshake in seconds, rx, tx, keepalive or "off";
+ * later fields ignored). Handshake nanoseconds are 0: dump has seconds only.
+ */
+int	uapi_parse_dump(struct wg_device **out, const char *text, size_t len);
 
 /* Key text: 64 lowercase hex digits (UAPI) or 44 characters of standard base64 (wg). */
 int	uapi_key_from_hex(uint8_t key[UAPI_KEY_LEN], const char *hex, size_t len);

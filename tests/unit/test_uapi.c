@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The UAPI client: get-reply parsing, set-body diffs (golden strings), key text. */
+/*
+ * The UAPI client: get-reply parsing, set-body diffs (golden strings), key text; and the
+ * wg(8) side: config text for syncconf, `wg show dump` parsing, peer counts.
+ */
 #include <stdlib.h>
 
 #include "err.h"
@@ -15,6 +18,10 @@
 #define PRIV	R32("48")	/* already clamped */
 #define PRIV2	R32("50")
 #define ZERO	R32("00")
+#define PRIV_B64 "SEhISEhISEhISEhISEhISEhISEhISEhISEhISEhISEg="
+#define KA_B64	"qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqo="
+#define KB_B64	"u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7u7s="
+#define KC_B64	"zMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMw="
 
 static const char reply[] =
     "private_key=" PRIV "\n"
@@ -126,6 +133,131 @@ diff_is(const struct wg_device *cur, const struct wg_desired *w, const char *wan
 	T_OK(rc == 0 && body != NULL && len == strlen(body), "diff %s: ok", name);
 	T_STREQ(body, want, "diff %s: body", name);
 	uapi_body_free(body, len);
+}
+
+static void
+conf_is(const struct wg_desired *w, const char *want, const char *name)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc = uapi_conf(&text, &len, w);
+
+	T_OK(rc == 0 && text != NULL && len == strlen(text), "conf %s: ok (%s)", name,
+	    rc ? err_last() : "ok");
+	T_STREQ(text, want, "conf %s: text", name);
+	uapi_body_free(text, len);
+}
+
+/* `wg show IF dump` of the device in `reply` (wg prints keys in base64, seconds only). */
+static const char dump[] =
+    PRIV_B64 "\t" KC_B64 "\t51820\t0x33\n"
+    KB_B64 "\t(none)\t[2001:db8::5]:51821\t10.64.0.3/32\t0\t0\t0\toff\n"
+    KA_B64 "\t(none)\t192.0.2.10:51820\t10.64.0.2/32,fd00:64::2/128\t1700000000\t"
+    "18446744073709551615\t1000\t25\n";
+
+static void
+wgtool_tests(const struct wg_device *d)
+{
+	struct wg_device *e = NULL;
+	struct wg_desired w;
+	struct uapi_counts c;
+	char *text;
+	size_t len;
+	int rc;
+
+	/* ---- wg(8) config text ---- */
+	want_init(&w);
+	conf_is(&w, "[Interface]\nPrivateKey = " PRIV_B64 "\nListenPort = 51820\n"
+	    "\n[Peer]\nPublicKey = " KA_B64 "\nAllowedIPs = 10.64.0.2/32, fd00:64::2/128\n"
+	    "Endpoint = 192.0.2.10:51820\nPersistentKeepalive = 25\n"
+	    "\n[Peer]\nPublicKey = " KB_B64 "\nAllowedIPs = 10.64.0.3/32\n"
+	    "Endpoint = [2001:db8::5]:51821\nPersistentKeepalive = 0\n",
+	    "two peers, key order, canonical addresses");
+	w.listen_port = 0;
+	w.peers[0].endpoint[0] = '\0';
+	w.npeers = 1;
+	wg_peer_clear(&w.peers[1]);
+	conf_is(&w, "[Interface]\nPrivateKey = " PRIV_B64 "\n"
+	    "\n[Peer]\nPublicKey = " KA_B64 "\nAllowedIPs = 10.64.0.2/32, fd00:64::2/128\n"
+	    "PersistentKeepalive = 25\n", "no port, no endpoint");
+	w.npeers = 0;
+	conf_is(&w, "[Interface]\nPrivateKey = " PRIV_B64 "\n", "no peers");
+	w.jc = 3, w.jmin = 10, w.jmax = 30, w.s1 = 15, w.s2 = 18;
+	conf_is(&w, "[Interface]\nPrivateKey = " PRIV_B64 "\n", "AWG params ignored without awg");
+	w.awg = true;
+	w.s3 = 20, w.s4 = 23;
+	strcpy(w.h[0], "1020325451");
+	strcpy(w.h[3], "100-200");
+	w.i[0] = strdup("<r 2><b 0x8580>");
+	conf_is(&w, "[Interface]\nPrivateKey = " PRIV_B64 "\nJc = 3\nJmin = 10\nJmax = 30\n"
+	    "S1 = 15\nS2 = 18\nS3 = 20\nS4 = 23\nH1 = 1020325451\nH4 = 100-200\n"
+	    "I1 = <r 2><b 0x8580>\n", "AWG keys in config spelling");
+	free(w.i[0]);
+	w.i[0] = strdup("<r 2>#x");
+	T_OK(uapi_conf(&text, &len, &w) == ERR_INVAL && text == NULL,
+	    "conf refuses: '#' in i1 (%s)", err_last());
+	w.npeers = 2;
+	wg_desired_clear(&w);
+	want_init(&w);
+	strcpy(w.peers[1].endpoint, "vpn.example.com:1");
+	T_OK(uapi_conf(&text, &len, &w) == ERR_INVAL, "conf refuses: host name endpoint");
+	wg_desired_clear(&w);
+
+	/* ---- wg show dump ---- */
+	rc = uapi_parse_dump(&e, dump, strlen(dump));
+	T_OK(rc == 0 && e != NULL, "dump: parses (%s)", rc ? err_last() : "ok");
+	if (e != NULL) {
+		T_OK(e->has_private_key && memcmp(e->private_key, d->private_key, 32) == 0 &&
+		    e->listen_port == 51820, "dump: private key and port");
+		T_OK(e->npeers == 2 && e->peers[0].n_allowed == 1 &&
+		    e->peers[0].keepalive == 0 && e->peers[0].last_handshake_sec == 0,
+		    "dump: a peer without handshake, keepalive off");
+		T_STREQ(e->npeers == 2 ? e->peers[0].endpoint : NULL, "[2001:db8::5]:51821",
+		    "dump: v6 endpoint");
+		T_OK(e->npeers == 2 && e->peers[1].last_handshake_sec == 1700000000 &&
+		    e->peers[1].rx_bytes == UINT64_MAX && e->peers[1].tx_bytes == 1000 &&
+		    e->peers[1].keepalive == 25 && e->peers[1].n_allowed == 2,
+		    "dump: handshake, counters, keepalive, two allowed IPs");
+		want_init(&w);
+		T_OK(uapi_count(&c, e, &w) == 0 && c.added == 0 && c.removed == 0 &&
+		    c.changed == 0, "count: dump equals the desired state");
+		wg_desired_clear(&w);
+	}
+	wg_device_free(e);
+	e = NULL;
+	text = "(none)\t(none)\t0\t0\t0\t0\t0\t0\t(null)\t(null)\n"
+	    KA_B64 "\t(none)\t(none)\t(none)\t0\t0\t0\toff\ton\n";
+	T_OK(uapi_parse_dump(&e, text, strlen(text)) == 0 && e != NULL && !e->has_private_key && e->npeers == 1 && e->peers[0].n_allowed == 0,
+	    "dump: awg's longer lines, no key, no allowed IPs (%s)", err_last());
+	wg_device_free(e);
+	{
+		static const char *const bad_dumps[] = {
+			"",
+			"\n",
+			PRIV_B64 "\t" KC_B64 "\n",
+			"xyz\t" KC_B64 "\t1\toff\n",
+			PRIV_B64 "\t" KC_B64 "\t70000\toff\n",
+			PRIV_B64 "\t" KC_B64 "\t1\toff\n" KA_B64 "\t(none)\t(none)\t(none)\t0\t0\t0\n",
+			PRIV_B64 "\t" KC_B64 "\t1\toff\n" KA_B64 "\t(none)\t(none)\t10.0.0.0/33\t0\t0\t0\toff\n",
+			PRIV_B64 "\t" KC_B64 "\t1\toff\n" KA_B64 "\t(none)\t(none)\t(none)\tx\t0\t0\toff\n",
+			PRIV_B64 "\t" KC_B64 "\t1\toff\n" KA_B64 "\t(none)\t(none)\t(none)\t0\t0\t0\toff\n"
+			    KA_B64 "\t(none)\t(none)\t(none)\t0\t0\t0\toff\n",
+		};
+		size_t i;
+		for (i = 0; i < sizeof(bad_dumps) / sizeof(bad_dumps[0]); i++) {
+			e = NULL;
+			rc = uapi_parse_dump(&e, bad_dumps[i], strlen(bad_dumps[i]));
+			T_OK(rc == ERR_INVAL && e == NULL, "dump refuses #%zu (%s)", i, err_last());
+		}
+	}
+
+	/* ---- counts ---- */
+	want_init(&w);
+	uapi_key_from_hex(w.peers[1].public_key, KC, 64);	/* B out, C in */
+	w.peers[0].keepalive = 5;					/* A changed */
+	T_OK(uapi_count(&c, d, &w) == 0 && c.added == 1 && c.removed == 1 && c.changed == 1,
+	    "count: one added, one removed, one changed");
+	wg_desired_clear(&w);
 }
 
 int
@@ -305,6 +437,8 @@ main(void)
 	    "key: URL-safe base64 refused");
 	T_OK(uapi_key_from_hex(k, R32("AA"), 64) == 0 && k[0] == 0xaa,
 	    "key: upper-case hex accepted");
+
+	wgtool_tests(d);
 
 	/* ---- set bodies are checked before anything is sent ---- */
 	T_OK(uapi_set("/nonexistent/x.sock", "listen_port=1\n\nget=1\n", 21) == ERR_INVAL,

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "fsutil.h"
+#include "keys.h"
+#include "wgdp.h"
+#include "wgproc.h"
+
+struct wgdp_seen {
+	uint8_t	key[32];
+	bool	active;
+};
+
+int
+wgdp_load_key(uint8_t priv[32], const char *dir)
+{
+	char path[1100], *text = NULL;
+	size_t len;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, WG_KEY_FILE);
+	if (fs_read_file(&text, &len, path, 256) == 0)
+		while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+			text[--len] = '\0';
+	rc = text != NULL ? uapi_key_from_base64(priv, text) : ERR_NOTFOUND;
+	if (text != NULL) {
+		sodium_memzero(text, len);
+		free(text);
+	}
+	if (rc != 0) {
+		err_set("%s: no WireGuard key (run buoy keygen)", path);
+		return ERR_NOTFOUND;
+	}
+	return 0;
+}
+
+int
+wgdp_desired(struct wg_desired *d, const uint8_t priv[32], bool awg,
+    const Pharos__V1__NodeConfig *cfg)
+{
+	size_t i, j;
+
+	memset(d, 0, sizeof(*d));
+	memcpy(d->private_key, priv, 32);
+	d->listen_port = cfg->amneziawg != NULL ? (int)cfg->amneziawg->listen_port : 0;
+	if (awg && cfg->amneziawg != NULL && cfg->amneziawg->obfuscation != NULL) {
+		const Pharos__V1__AwgObfuscation *o = cfg->amneziawg->obfuscation;
+		const char *h[4] = { o->h1, o->h2, o->h3, o->h4 };
+		const char *is[5] = { o->i1, o->i2, o->i3, o->i4, o->i5 };
+
+		d->awg = true;
+		d->jc = (int)o->jc;
+		d->jmin = (int)o->jmin;
+		d->jmax = (int)o->jmax;
+		d->s1 = (int)o->s1;
+		d->s2 = (int)o->s2;
+		d->s3 = (int)o->s3;
+		d->s4 = (int)o->s4;
+		for (i = 0; i < 4; i++)
+			snprintf(d->h[i], sizeof(d->h[i]), "%s", h[i] != NULL ? h[i] : "");
+		for (i = 0; i < 5; i++)
+			if (is[i] != NULL && is[i][0] != '\0' && (d->i[i] = strdup(is[i])) == NULL) {
+				err_set("out of memory");
+				return ERR_NOMEM;
+			}
+	}
+	if (cfg->n_peers > 0 && (d->peers = calloc(cfg->n_peers, sizeof(*d->peers))) == NULL) {
+		err_set("out of memory");
+		return ERR_NOMEM;
+	}
+	for (i = 0; i < cfg->n_peers; i++) {
+		const Pharos__V1__Peer *p = cfg->peers[i];
+		struct wg_peer *w = &d->peers[d->npeers++];
+		if (p->public_key.len != 32) {
+			err_set("peer %zu: public key is %zu bytes", i, p->public_key.len);
+			return ERR_INVAL;
+		}
+		memcpy(w->public_key, p->public_key.data, 32);
+		snprintf(w->endpoint, sizeof(w->endpoint), "%s", p->endpoint ? p->endpoint : "");
+		w->keepalive = (int)p->persistent_keepalive;
+		for (j = 0; j < p->n_allowed_ips; j++)
+			if (wg_peer_add_allowed_ip(w, p->allowed_ips[j]) != 0)
+				return ERR_INVAL;
+	}
+	return 0;
+}
+
+void
+wgdp_status(struct dp_status *st, const struct wg_device *dev, const char *detail)
+{
+	time_t now = time(NULL);
+	size_t i;
+
+	memset(st, 0, sizeof(*st));
+	st->peer_count = (uint32_t)dev->npeers;
+	for (i = 0; i < dev->npeers; i++) {
+		const struct wg_peer *p = &dev->peers[i];
+		int64_t t = p->last_handshake_sec * 1000000000 + p->last_handshake_nsec;
+		if (p->last_handshake_sec > 0 && now - p->last_handshake_sec < WGDP_ACTIVE_WINDOW_S)
+			st->peers_active++;
+		if (t > st->latest_handshake_nanos)
+			st->latest_handshake_nanos = t;
+		st->rx_bytes += p->rx_bytes;
+		st->tx_bytes += p->tx_bytes;
+	}
+	st->health = detail[0] ? PHAROS__V1__HEALTH_STATE__HEALTH_STATE_DEGRADED :
+	    PHAROS__V1__HEALTH_STATE__HEALTH_STATE_UP;
+	snprintf(st->detail, sizeof(st->detail), "%s", detail);
+}
+
+void
+wgdp_emit(struct dataplane *dp, int kind, const uint8_t *key, const char *endpoint,
+    int64_t handshake_nanos, const char *detail)
+{
+	if (dp->on_event != NULL)
+		dp->on_event(dp->event_arg, kind, key, endpoint, handshake_nanos, detail);
+}
+
+static int
+seen_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
+static int
+peer_ptr_cmp(const void *a, const void *b)
+{
+	const struct wg_peer *const *pa = a, *const *pb = b;
+
+	return memcmp((*pa)->public_key, (*pb)->public_key, 32);
+}
+
+void
+wgdp_scan(struct wgdp_hs *hs, const struct wg_device *dev, struct dataplane *dp)
+{
+	struct wgdp_seen *now;
+	const struct wg_peer **byk;
+	time_t t = time(NULL);
+	size_t i, j = 0;
+
+	if ((now = calloc(dev->npeers + 1, sizeof(*now))) == NULL ||
+	    (byk = calloc(dev->npeers + 1, sizeof(*byk))) == NULL) {
+		free(now);
+		return;
+	}
+	/* The device's peers sorted by key, so both lists walk together. */
+	for (i = 0; i < dev->npeers; i++)
+		byk[i] = &dev->peers[i];
+	qsort(byk, dev->npeers, sizeof(*byk), peer_ptr_cmp);
+	for (i = 0; i < dev->npeers; i++) {
+		memcpy(now[i].key, byk[i]->public_key, 32);
+		now[i].active = byk[i]->last_handshake_sec > 0 &&
+		    t - byk[i]->last_handshake_sec < WGDP_ACTIVE_WINDOW_S;
+	}
+	for (i = 0; i < dev->npeers; i++) {
+		const struct wg_peer *p = byk[i];
+		bool was = false;
+
+		while (j < hs->n && seen_cmp(hs->seen[j].key, now[i].key) < 0)
+			j++;
+		if (j < hs->n && seen_cmp(hs->seen[j].key, now[i].key) == 0)
+			was = hs->seen[j].active;
+		if (was == now[i].active)
+			continue;
+		wgdp_emit(dp, now[i].active ? PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_UP :
+		    PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_DOWN, now[i].key, p->endpoint,
+		    p->last_handshake_sec * 1000000000 + p->last_handshake_nsec, NULL);
+	}
+	free(byk);
+	free(hs->seen);
+	hs->seen = now;
+	hs->n = dev->npeers;
+}
+
+void
+wgdp_hs_free(struct wgdp_hs *hs)
+{
+	free(hs->seen);
+	hs->seen = NULL;
+	hs->n = 0;
+}
+
+static bool
+has_role(const Pharos__V1__NodeConfig *cfg, Pharos__V1__Role r)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->n_roles; i++)
+		if (cfg->roles[i] == r)
+			return true;
+	return false;
+}
+
+int
+wgdp_netcfg(char **netkey, const char *ifname, const Pharos__V1__NodeConfig *cfg,
+    bool force)
+{
+	const Pharos__V1__AwgInterface *ai = cfg->amneziawg;
+	bool exit_role = has_role(cfg, PHAROS__V1__ROLE__ROLE_EXIT);
+	char *key = NULL;
+	size_t klen = 0, i;
+	FILE *kf;
+	int rc;
+
+	/* Addresses, MTU and role as one string; unchanged means nothing to fork. */
+	if ((kf = open_memstream(&key, &klen)) == NULL) {
+		err_set("out of memory");
+		return ERR_NOMEM;
+	}
+	fprintf(kf, "%d %u", exit_role, ai != NULL ? ai->mtu : 0);
+	for (i = 0; ai != NULL && i < ai->n_addresses; i++)
+		fprintf(kf, " %s", ai->addresses[i]);
+	if (fclose(kf) != 0 || key == NULL) {
+		free(key);
+		err_set("out of memory");
+		return ERR_NOMEM;
+	}
+	if (!force && *netkey != NULL && strcmp(*netkey, key) == 0) {
+		free(key);
+		return 0;
+	}
+	rc = netcfg_apply(ifname, ai != NULL ? (const char *const *)ai->addresses : NULL,
+	    ai != NULL ? ai->n_addresses : 0, ai != NULL ? (int)ai->mtu : 0, true);
+	if (rc == 0 && exit_role)
+		rc = netcfg_forwarding(true);
+	if (rc == 0)
+		rc = netcfg_masquerade("pharos", ifname, exit_role);
+	if (rc != 0) {
+		free(key);
+		return rc;
+	}
+	free(*netkey);
+	*netkey = key;
+	return 0;
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What buoy's two WireGuard data planes share: dp_uapi.c (wireguard-go/amneziawg-go over
+ * its UAPI socket) and dp_wgtool.c (an existing interface through the wg/awg tool). The
+ * node's WireGuard key, the desired device for a NodeConfig, status and handshake events
+ * from a read of the device, and the interface's addresses, MTU, link state, forwarding
+ * and NAT.
+ */
+#ifndef PHAROS_WGDP_H
+#define PHAROS_WGDP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataplane.h"
+#include "uapi.h"
+
+#define WGDP_CHECK_MS		1000	/* the supervisor's period */
+#define WGDP_ACTIVE_WINDOW_S	180	/* WireGuard's REJECT_AFTER_TIME */
+
+/* DIR/wg.key (base64, as buoy keygen writes it). */
+int	wgdp_load_key(uint8_t priv[32], const char *dir);
+/*
+ * The device cfg asks for: priv, cfg's listen port, every peer, and with awg the
+ * obfuscation keys (WireGuard implementations refuse them, so never without awg).
+ * Clear it with wg_desired_clear(), also after a failure.
+ */
+int	wgdp_desired(struct wg_desired *, const uint8_t priv[32], bool awg,
+	    const Pharos__V1__NodeConfig *cfg);
+/* Peer count, active peers, latest handshake and byte counters of dev; health UP, or
+ * DEGRADED with detail when detail is not empty. */
+void	wgdp_status(struct dp_status *, const struct wg_device *dev, const char *detail);
+
+/* HANDSHAKE_UP / HANDSHAKE_DOWN: a peer is up while its last handshake is < 180 s old. */
+struct wgdp_hs {
+	struct wgdp_seen	*seen;		/* sorted by key */
+	size_t			 n;
+};
+/* Compare dev with the last scan and report each change through dp->on_event. */
+void	wgdp_scan(struct wgdp_hs *, const struct wg_device *dev, struct dataplane *dp);
+void	wgdp_hs_free(struct wgdp_hs *);
+
+/* dp->on_event, if set. */
+void	wgdp_emit(struct dataplane *dp, int kind, const uint8_t *key, const char *endpoint,
+	    int64_t handshake_nanos, const char *detail);
+
+/*
+ * cfg's interface addresses and MTU, link up, and for an exit node IP forwarding and the
+ * nftables masquerade (wgproc.h netcfg_*). *netkey remembers what was last set: ip and
+ * nft run only when that changes, or with force (a new interface). Blocking.
+ */
+int	wgdp_netcfg(char **netkey, const char *ifname, const Pharos__V1__NodeConfig *cfg,
+	    bool force);
+
+#endif
