@@ -24,6 +24,8 @@
 #include "log.h"
 #include "tls.h"
 #include "version.h"
+#include "wgproc.h"
+#include "xray_sup.h"
 
 #define BUOY_PORT	"8444"
 
@@ -33,7 +35,8 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: buoy run --state-dir DIR [--listen HOST:PORT] [--interface IF]\n"
 	    "                [--dataplane uapi|wgtool|none] [--impl wireguard-go|amneziawg-go]\n"
-	    "                [--tool wg|awg|PATH] [--verbose]\n"
+	    "                [--tool wg|awg|PATH] [--xray BIN|none] [--xray-api HOST:PORT]\n"
+	    "                [--verbose]\n"
 	    "       buoy keygen --state-dir DIR [--force]\n"
 	    "       buoy csr --state-dir DIR --fleet FLEET --name NODE\n"
 	    "       buoy --help | --version\n\n"
@@ -43,7 +46,8 @@ usage(FILE *f)
 	    "  --state-dir DIR    holds ca.pem (root + Fleet CA), node.pem (this node's chain),\n"
 	    "                     node.key (0600), controller.pub (the controller's Ed25519\n"
 	    "                     config-signing key) and, if present, crl.pem; buoy keeps the\n"
-	    "                     last applied signed config there (config.signed)\n"
+	    "                     last applied signed config there (config.signed), and for\n"
+	    "                     Xray reality.key (made on first use), xray.json, xray.log\n"
 	    "  --dataplane KIND   uapi (default): drive wireguard-go/amneziawg-go over UAPI,\n"
 	    "                     starting it when no interface exists; wgtool: drive an\n"
 	    "                     existing (kernel) interface with wg/awg syncconf, never\n"
@@ -53,6 +57,9 @@ usage(FILE *f)
 	    "  --impl NAME        the userspace implementation to run (default wireguard-go);\n"
 	    "                     with wgtool, amneziawg-go means the awg tool\n"
 	    "  --tool NAME        wgtool's tool: wg (default), awg (AmneziaWG) or a path\n"
+	    "  --xray BIN         the xray binary, run when the config has an xray section\n"
+	    "                     (default: xray in PATH; none, or not found: Xray is not run)\n"
+	    "  --xray-api ADDR    where Xray serves its HandlerService (default 127.0.0.1:10085)\n"
 	    "  --listen HOST:PORT where to serve (default 0.0.0.0:" BUOY_PORT "; port 0 picks one)\n"
 	    "  --verbose          debug logging\n\n"
 	    "keygen makes the node's TLS key (node.key) and WireGuard key (wg.key), both 0600,\n"
@@ -97,11 +104,15 @@ cmd_run(int argc, char **argv)
 		{ "interface", required_argument, NULL, 'i' },
 		{ "impl", required_argument, NULL, 'I' },
 		{ "tool", required_argument, NULL, 'T' },
+		{ "xray", required_argument, NULL, 'X' },
+		{ "xray-api", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *listen = "0.0.0.0:" BUOY_PORT, *colon, *dpkind = "uapi";
 	const char *ifname = "awg0", *impl = "wireguard-go", *tool = NULL;
+	const char *xray = NULL, *xray_api = NULL;
+	char xray_bin[1024];
 	struct node_config nc;
 	char ca[4096], cert[4096], key[4096], crl[4096], host[256];
 	struct tls_config tc;
@@ -125,6 +136,8 @@ cmd_run(int argc, char **argv)
 		case 'i': ifname = optarg; break;
 		case 'I': impl = optarg; break;
 		case 'T': tool = optarg; break;
+		case 'X': xray = optarg; break;
+		case 'A': xray_api = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -135,6 +148,15 @@ cmd_run(int argc, char **argv)
 	}
 	if ((colon = strrchr(listen, ':')) == NULL || (size_t)(colon - listen) >= sizeof(host)) {
 		fprintf(stderr, "buoy: --listen wants HOST:PORT\n");
+		return 2;
+	}
+	/* Xray: the binary given, or xray in PATH; none found is no error (DISABLED). */
+	if (xray != NULL && strcmp(xray, "none") == 0) {
+		xray = NULL;
+	} else if (wgproc_which(xray_bin, sizeof(xray_bin), xray != NULL ? xray : "xray") == 0) {
+		xray = xray_bin;
+	} else if (xray != NULL) {
+		fprintf(stderr, "buoy: --xray %s: %s\n", xray, err_last());
 		return 2;
 	}
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
@@ -196,6 +218,10 @@ cmd_run(int argc, char **argv)
 	}
 	ctl.dp->on_event = control_dp_event;
 	ctl.dp->event_arg = &ctl;
+	if ((ctl.xs = xray_sup_new(base, dir, xray, xray_api, control_xray_event, &ctl)) == NULL) {
+		log_warnx("buoy: xray: %s", err_last());
+		return 2;
+	}
 	ctl.base = base;
 	the_control = &ctl;
 	/* The last signed config comes back up before any controller contact. */
@@ -221,9 +247,11 @@ cmd_run(int argc, char **argv)
 	grpc_server_free(server);
 	event_free(sigterm);
 	event_free(sigint);
+	/* Their timers and the Xray API channel belong to the base: free them first. */
+	ctl.dp->free(ctl.dp);
+	xray_sup_free(ctl.xs);
 	event_base_free(base);
 	config_close(&nc);
-	ctl.dp->free(ctl.dp);
 	control_free(&ctl);
 	SSL_CTX_free(ctx);
 	tls_config_free(&tc);

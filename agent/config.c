@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "fsutil.h"
 #include "grpc.h"
 #include "log.h"
+#include "xray.h"
 
 int
 config_open(struct node_config *nc, const char *dir, const struct spiffe *self)
@@ -56,6 +58,8 @@ deltas_free(struct node_config *nc)
 	nc->capdeltas = 0;
 	free(nc->view_peers);
 	nc->view_peers = NULL;
+	free(nc->view_users);
+	nc->view_users = NULL;
 	nc->have_view = false;
 	nc->delta_serial = 0;
 }
@@ -75,22 +79,40 @@ config_view(const struct node_config *nc)
 	return nc->cfg == NULL ? NULL : nc->have_view ? &nc->view : nc->cfg;
 }
 
-/* The view starts as cfg itself with its own peer array (pointers into cfg). */
+/* The view starts as cfg itself with its own peer and user arrays (pointers into cfg). */
 static int
 view_reset(struct node_config *nc)
 {
-	size_t n = nc->cfg->n_peers;
+	size_t n = nc->cfg->n_peers, nu = nc->cfg->n_vless_users;
 
 	free(nc->view_peers);
-	if ((nc->view_peers = calloc(n + 1, sizeof(*nc->view_peers))) == NULL)
+	free(nc->view_users);
+	nc->view_users = NULL;
+	if ((nc->view_peers = calloc(n + 1, sizeof(*nc->view_peers))) == NULL ||
+	    (nc->view_users = calloc(nu + 1, sizeof(*nc->view_users))) == NULL)
 		return ERR_NOMEM;
 	if (n > 0)
 		memcpy(nc->view_peers, nc->cfg->peers, n * sizeof(*nc->view_peers));
+	if (nu > 0)
+		memcpy(nc->view_users, nc->cfg->vless_users, nu * sizeof(*nc->view_users));
 	nc->view = *nc->cfg;
 	nc->view.peers = nc->view_peers;
 	nc->view.n_peers = n;
+	nc->view.vless_users = nc->view_users;
+	nc->view.n_vless_users = nu;
 	nc->have_view = true;
 	return 0;
+}
+
+static ssize_t
+view_find_user(const struct node_config *nc, const char *email)
+{
+	size_t i;
+
+	for (i = 0; i < nc->view.n_vless_users; i++)
+		if (strcasecmp(nc->view_users[i]->email, email) == 0)
+			return (ssize_t)i;
+	return -1;
 }
 
 static ssize_t
@@ -109,14 +131,33 @@ view_find(const struct node_config *nc, const uint8_t *key, size_t len)
 static int
 view_apply(struct node_config *nc, const Pharos__V1__PeerDelta *d)
 {
-	size_t i, n = nc->view.n_peers + d->n_add;
+	size_t i, n = nc->view.n_peers + d->n_add, nu = nc->view.n_vless_users + d->n_add_users;
 	Pharos__V1__Peer **np;
+	Pharos__V1__VlessUser **nv;
 	ssize_t at;
 
 	if ((np = realloc(nc->view_peers, (n + 1) * sizeof(*np))) == NULL)
 		return ERR_NOMEM;
 	nc->view_peers = np;
 	nc->view.peers = np;
+	if ((nv = realloc(nc->view_users, (nu + 1) * sizeof(*nv))) == NULL)
+		return ERR_NOMEM;
+	nc->view_users = nv;
+	nc->view.vless_users = nv;
+	for (i = 0; i < d->n_add_users; i++) {
+		if ((at = view_find_user(nc, d->add_users[i]->email)) >= 0)
+			nv[at] = d->add_users[i];
+		else
+			nv[nc->view.n_vless_users++] = d->add_users[i];
+	}
+	for (i = 0; i < d->n_remove_users; i++) {
+		if ((at = view_find_user(nc, d->remove_users[i])) < 0)
+			continue;
+		/* In order: Xray's config lists the users as the view does. */
+		memmove(&nv[at], &nv[at + 1], (nc->view.n_vless_users - (size_t)at - 1) *
+		    sizeof(*nv));
+		nc->view.n_vless_users--;
+	}
 	for (i = 0; i < d->n_add; i++) {
 		if ((at = view_find(nc, d->add[i]->public_key.data, d->add[i]->public_key.len)) >= 0)
 			np[at] = d->add[i];
@@ -199,6 +240,11 @@ config_check(struct node_config *nc, const uint8_t *req, size_t len, struct conf
 		refuse(cc, GRPC_FAILED_PRECONDITION, "serial %llu (revision %.12s) is not newer "
 		    "than the running %llu (revision %.12s)", (unsigned long long)cfg->serial,
 		    cfg->revision, (unsigned long long)nc->serial, nc->cfg->revision);
+		pharos__v1__node_config__free_unpacked(cfg, NULL);
+		goto out;
+	}
+	if (cfg->xray != NULL && xray_check_config(cfg) != 0) {
+		refuse(cc, GRPC_INVALID_ARGUMENT, "xray: %s", err_last());
 		pharos__v1__node_config__free_unpacked(cfg, NULL);
 		goto out;
 	}
@@ -306,6 +352,21 @@ delta_check(struct node_config *nc, const uint8_t *req, size_t len, int kind,
 		if (d->remove[i].len != 32)
 			drefuse(dc, GRPC_INVALID_ARGUMENT, "remove[%zu]: public key is %zu bytes", i,
 			    d->remove[i].len);
+	for (i = 0; dc->verdict == DELTA_NEW && i < d->n_add_users; i++) {
+		const Pharos__V1__VlessUser *u = d->add_users[i];
+		size_t j;
+		if (xray_check_email(u->email) != 0 || xray_check_uuid(u->uuid) != 0) {
+			drefuse(dc, GRPC_INVALID_ARGUMENT, "add_users[%zu]: %s", i, err_last());
+			break;
+		}
+		for (j = 0; j < i; j++)
+			if (strcasecmp(d->add_users[j]->email, u->email) == 0)
+				drefuse(dc, GRPC_INVALID_ARGUMENT, "add_users[%zu]: email %s appears "
+				    "twice", i, u->email);
+	}
+	for (i = 0; dc->verdict == DELTA_NEW && i < d->n_remove_users; i++)
+		if (xray_check_email(d->remove_users[i]) != 0)
+			drefuse(dc, GRPC_INVALID_ARGUMENT, "remove_users[%zu]: %s", i, err_last());
 	if (dc->verdict == DELTA_NEW)
 		dc->delta = d;
 	else

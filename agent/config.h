@@ -41,6 +41,7 @@ struct node_config {
 	uint64_t		  delta_serial;	/* 0: no delta since cfg */
 	Pharos__V1__NodeConfig	  view;
 	Pharos__V1__Peer	**view_peers;
+	Pharos__V1__VlessUser	**view_users;	/* cfg's users, then the deltas' */
 	bool			  have_view;
 };
 
@@ -54,7 +55,12 @@ struct delta_check {
 	Pharos__V1__PeerDelta	*delta;		/* DELTA_NEW: decoded (owned) */
 };
 
-/* Check a signed Add/RemovePeerRequest (same wire shape) against key, node and serial. */
+/*
+ * Check a signed Add/RemovePeerRequest (same wire shape) against key, node and serial;
+ * VLESS users must have a UUID and an email, unique case-insensitively within the delta.
+ * In the view, an added user replaces one with the same email (compared as Xray does,
+ * case-insensitively), a removed email that is not there is no error.
+ */
 void	 config_delta_check(struct node_config *, const uint8_t *req, size_t len, bool add,
 	    struct delta_check *);
 /* After the data plane took it: append to DELTAS_FILE atomically and make it part of the view. */
@@ -83,7 +89,10 @@ struct config_check {
 /* Load DIR/controller.pub (base64 of 32 bytes). Without it every config is refused. */
 int	 config_open(struct node_config *, const char *dir, const struct spiffe *self);
 void	 config_close(struct node_config *);
-/* Check a serialized ApplyConfigRequest against the pinned key, this node and what runs. */
+/*
+ * Check a serialized ApplyConfigRequest against the pinned key, this node and what runs;
+ * an xray section must pass xray_check_config() (INVALID_ARGUMENT otherwise).
+ */
 void	 config_check(struct node_config *, const uint8_t *req, size_t len, struct config_check *);
 /* After the data plane took it: persist the request atomically and make it the running one. */
 int	 config_commit(struct node_config *, const uint8_t *req, size_t len, struct config_check *);

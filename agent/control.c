@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * buoy's NodeControl service. GetStatus and WatchEvents (heartbeats) answer today;
- * the config-changing methods arrive with the data plane and answer UNIMPLEMENTED with
- * a message saying so, rather than "unknown method".
+ * buoy's NodeControl service: status, signed configs and peer deltas to the WireGuard
+ * data plane (dataplane.h) and to Xray (xray_sup.h), handshakes, restarts and the event
+ * stream.
  */
 #include <event2/event.h>
 #include <stdlib.h>
@@ -19,6 +19,7 @@
 #include "pharos/v1/node.pb-c.h"
 #include "err.h"
 #include "version.h"
+#include "xray_sup.h"
 
 static uint64_t
 mono_s(void)
@@ -43,6 +44,15 @@ reply_msg(struct grpc_call *call, const ProtobufCMessage *m)
 	protobuf_c_message_pack(m, buf);
 	grpc_call_reply(call, buf, len);
 	free(buf);
+}
+
+static void
+xray_health(Pharos__V1__BackendHealth *h, struct xray_sup_status *xst)
+{
+	h->backend = PHAROS__V1__BACKEND__BACKEND_XRAY;
+	h->state = (Pharos__V1__HealthState)xst->health;
+	h->detail = xst->detail;
+	h->restarts = xst->restarts;
 }
 
 static void
@@ -75,8 +85,10 @@ get_status(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	}
 	{
 		struct dp_status ds;
+		struct xray_sup_status xst;
 		Pharos__V1__BackendHealth bh = PHAROS__V1__BACKEND_HEALTH__INIT;
-		Pharos__V1__BackendHealth *bhp = &bh;
+		Pharos__V1__BackendHealth xh = PHAROS__V1__BACKEND_HEALTH__INIT;
+		Pharos__V1__BackendHealth *bhp[2] = { &bh, &xh };
 
 		ctl->dp->status(ctl->dp, &ds);
 		st.peer_count = ds.peer_count;
@@ -87,8 +99,15 @@ get_status(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 		bh.backend = PHAROS__V1__BACKEND__BACKEND_AMNEZIAWG;
 		bh.state = (Pharos__V1__HealthState)ds.health;
 		bh.detail = ds.detail;
-		st.backends = &bhp;
-		st.n_backends = 1;
+		xray_sup_status(ctl->xs, &xst);
+		xray_health(&xh, &xst);
+		st.vless_user_count = xst.users;
+		if (xst.have_key) {
+			st.reality_public_key.data = xst.reality_public;
+			st.reality_public_key.len = 32;
+		}
+		st.backends = bhp;
+		st.n_backends = 2;
 		reply_msg(call, &st.base);
 	}
 }
@@ -192,11 +211,10 @@ control_emit(struct control *ctl, Pharos__V1__Event *ev)
 	}
 }
 
-void
-control_dp_event(void *arg, int kind, const uint8_t *key, const char *endpoint,
-    int64_t handshake_nanos, const char *detail)
+static void
+backend_event(struct control *ctl, Pharos__V1__Backend backend, int kind, const uint8_t *key,
+    const char *endpoint, int64_t handshake_nanos, const char *detail)
 {
-	struct control *ctl = arg;
 	Pharos__V1__Event ev = PHAROS__V1__EVENT__INIT;
 	Pharos__V1__HandshakeEvent hs = PHAROS__V1__HANDSHAKE_EVENT__INIT;
 	Pharos__V1__DataPlaneErrorEvent de = PHAROS__V1__DATA_PLANE_ERROR_EVENT__INIT;
@@ -216,14 +234,14 @@ control_dp_event(void *arg, int kind, const uint8_t *key, const char *endpoint,
 		ev.handshake = &hs;
 		break;
 	case PHAROS__V1__EVENT_KIND__EVENT_KIND_BACKEND_RESTARTED:
-		br.backend = PHAROS__V1__BACKEND__BACKEND_AMNEZIAWG;
+		br.backend = backend;
 		br.reason = (char *)(uintptr_t)(detail != NULL ? detail : "");
 		br.state = PHAROS__V1__HEALTH_STATE__HEALTH_STATE_UP;
 		ev.detail_case = PHAROS__V1__EVENT__DETAIL_BACKEND_RESTARTED;
 		ev.backend_restarted = &br;
 		break;
 	default:
-		de.backend = PHAROS__V1__BACKEND__BACKEND_AMNEZIAWG;
+		de.backend = backend;
 		de.message = (char *)(uintptr_t)(detail != NULL ? detail : "");
 		ev.detail_case = PHAROS__V1__EVENT__DETAIL_DATA_PLANE_ERROR;
 		ev.data_plane_error = &de;
@@ -232,8 +250,24 @@ control_dp_event(void *arg, int kind, const uint8_t *key, const char *endpoint,
 	control_emit(ctl, &ev);
 }
 
+void
+control_dp_event(void *arg, int kind, const uint8_t *key, const char *endpoint,
+    int64_t handshake_nanos, const char *detail)
+{
+	backend_event(arg, PHAROS__V1__BACKEND__BACKEND_AMNEZIAWG, kind, key, endpoint,
+	    handshake_nanos, detail);
+}
+
+void
+control_xray_event(void *arg, int kind, const uint8_t *key, const char *endpoint,
+    int64_t handshake_nanos, const char *detail)
+{
+	backend_event(arg, PHAROS__V1__BACKEND__BACKEND_XRAY, kind, key, endpoint,
+	    handshake_nanos, detail);
+}
+
 static void
-emit_applied(struct control *ctl, bool from_disk)
+emit_applied(struct control *ctl, bool from_disk, bool partial)
 {
 	Pharos__V1__Event ev = PHAROS__V1__EVENT__INIT;
 	Pharos__V1__ConfigAppliedEvent ca = PHAROS__V1__CONFIG_APPLIED_EVENT__INIT;
@@ -244,7 +278,8 @@ emit_applied(struct control *ctl, bool from_disk)
 	ca.serial = ctl->nc->serial;
 	ca.config_hash.data = ctl->nc->hash;
 	ca.config_hash.len = 32;
-	ca.result = PHAROS__V1__APPLY_RESULT__APPLY_RESULT_APPLIED;
+	ca.result = partial ? PHAROS__V1__APPLY_RESULT__APPLY_RESULT_PARTIAL :
+	    PHAROS__V1__APPLY_RESULT__APPLY_RESULT_APPLIED;
 	ca.from_disk = from_disk;
 	ev.config_applied = &ca;
 	control_emit(ctl, &ev);
@@ -427,8 +462,12 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	struct control *ctl = arg;
 	struct config_check cc;
 	struct dp_result res;
+	struct xray_sup_status xst;
 	Pharos__V1__ApplyConfigResponse resp = PHAROS__V1__APPLY_CONFIG_RESPONSE__INIT;
-	char why[256] = "";
+	Pharos__V1__BackendHealth xh = PHAROS__V1__BACKEND_HEALTH__INIT, *xhp = &xh;
+	char why[256] = "", xwhy[256] = "";
+	uint32_t uadd = 0, urm = 0;
+	bool partial = false;
 	int64_t t0 = clock_mono_nanos();
 
 	config_check(ctl->nc, req, len, &cc);
@@ -453,14 +492,22 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 			grpc_call_finish(call, GRPC_INTERNAL, err_last());
 			return;
 		}
-		emit_applied(ctl, false);
-		log_info("buoy: applied revision=%.12s serial=%llu peers=+%u/-%u/~%u in %.3f ms",
-		    ctl->nc->cfg->revision, (unsigned long long)ctl->nc->cfg->serial,
-		    res.peers_added, res.peers_removed, res.peers_changed,
+		/*
+		 * Xray after the commit: its user changes complete later, and a failure here
+		 * (no key, no start) is retried by its supervisor, so the config stands and
+		 * the answer says PARTIAL.
+		 */
+		partial = xray_sup_apply(ctl->xs, config_view(ctl->nc), &uadd, &urm, xwhy,
+		    sizeof(xwhy)) != 0;
+		emit_applied(ctl, false, partial);
+		log_info("buoy: applied revision=%.12s serial=%llu peers=+%u/-%u/~%u users=+%u/-%u "
+		    "in %.3f ms", ctl->nc->cfg->revision, (unsigned long long)ctl->nc->cfg->serial,
+		    res.peers_added, res.peers_removed, res.peers_changed, uadd, urm,
 		    (double)(clock_mono_nanos() - t0) / 1e6);
 	}
-	resp.result = cc.verdict == CONFIG_NEW ? PHAROS__V1__APPLY_RESULT__APPLY_RESULT_APPLIED :
-	    PHAROS__V1__APPLY_RESULT__APPLY_RESULT_UNCHANGED;
+	resp.result = cc.verdict != CONFIG_NEW ? PHAROS__V1__APPLY_RESULT__APPLY_RESULT_UNCHANGED :
+	    partial ? PHAROS__V1__APPLY_RESULT__APPLY_RESULT_PARTIAL :
+	    PHAROS__V1__APPLY_RESULT__APPLY_RESULT_APPLIED;
 	resp.revision = ctl->nc->cfg->revision;
 	resp.serial = ctl->nc->cfg->serial;
 	resp.config_hash.data = ctl->nc->hash;
@@ -468,6 +515,15 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	resp.peers_added = res.peers_added;
 	resp.peers_removed = res.peers_removed;
 	resp.peers_changed = res.peers_changed;
+	resp.users_added = uadd;
+	resp.users_removed = urm;
+	if (partial) {
+		xray_sup_status(ctl->xs, &xst);
+		xray_health(&xh, &xst);
+		resp.backends = &xhp;
+		resp.n_backends = 1;
+		resp.detail = xwhy;
+	}
 	resp.apply_nanos = clock_mono_nanos() - t0;
 	reply_msg(call, &resp.base);
 }
@@ -477,7 +533,9 @@ control_boot(struct control *ctl)
 {
 	struct config_check cc;
 	struct dp_result res;
-	char why[256] = "";
+	char why[256] = "", xwhy[256] = "";
+	uint32_t uadd, urm;
+	bool partial;
 	int rc;
 
 	if ((rc = config_load(ctl->nc, &cc)) == ERR_NOTFOUND) {
@@ -489,14 +547,17 @@ control_boot(struct control *ctl)
 	/* The config, then its signed deltas, then one data-plane apply of the result. */
 	config_commit(ctl->nc, NULL, 0, &cc);
 	config_deltas_load(ctl->nc, NULL, NULL);
+	/* Xray does not depend on the tunnels: it comes up even if they do not. */
+	partial = xray_sup_apply(ctl->xs, config_view(ctl->nc), &uadd, &urm, xwhy,
+	    sizeof(xwhy)) != 0;
 	if (ctl->dp->apply(ctl->dp, config_view(ctl->nc), &res, why, sizeof(why)) != 0) {
 		log_warnx("buoy: re-applying the persisted config failed: %s", why);
 		return;
 	}
-	emit_applied(ctl, true);
-	log_info("buoy: re-applied the persisted config revision=%.12s serial=%llu peers=%zu",
-	    ctl->nc->cfg->revision, (unsigned long long)ctl->nc->serial,
-	    config_view(ctl->nc)->n_peers);
+	emit_applied(ctl, true, partial);
+	log_info("buoy: re-applied the persisted config revision=%.12s serial=%llu peers=%zu "
+	    "users=%zu", ctl->nc->cfg->revision, (unsigned long long)ctl->nc->serial,
+	    config_view(ctl->nc)->n_peers, config_view(ctl->nc)->n_vless_users);
 }
 
 /* AddPeer / RemovePeer: a signed PeerDelta on top of what runs. */
@@ -507,7 +568,9 @@ peer_delta(struct grpc_call *call, const uint8_t *req, size_t len, struct contro
 	struct delta_check dc;
 	struct dp_result res;
 	Pharos__V1__PeerResponse resp = PHAROS__V1__PEER_RESPONSE__INIT;
-	char why[256] = "";
+	char why[256] = "", detail[320] = "applied";
+	uint32_t uadd = 0, urm = 0;
+	bool users;
 
 	config_delta_check(ctl->nc, req, len, add, &dc);
 	if (dc.verdict == DELTA_REFUSED) {
@@ -523,19 +586,27 @@ peer_delta(struct grpc_call *call, const uint8_t *req, size_t len, struct contro
 			grpc_call_finish(call, GRPC_UNAVAILABLE, why);
 			return;
 		}
+		users = dc.delta->n_add_users > 0 || dc.delta->n_remove_users > 0;
 		if (config_delta_commit(ctl->nc, req, len, &dc) != 0) {
 			log_warnx("buoy: delta applied but cannot persist: %s", err_last());
 			config_delta_check_free(&dc);
 			grpc_call_finish(call, GRPC_INTERNAL, err_last());
 			return;
 		}
-		log_debug("buoy: %s serial=%llu +%u/-%u", add ? "AddPeer" : "RemovePeer",
-		    (unsigned long long)ctl->nc->serial, res.peers_added, res.peers_removed);
+		/* VLESS users: live through Xray's API, as for a full config. */
+		if (users && xray_sup_apply(ctl->xs, config_view(ctl->nc), &uadd, &urm, why,
+		    sizeof(why)) != 0)
+			snprintf(detail, sizeof(detail), "applied; %s", why);
+		else if (users)
+			snprintf(detail, sizeof(detail), "applied; users +%u/-%u", uadd, urm);
+		log_debug("buoy: %s serial=%llu +%u/-%u users=+%u/-%u", add ? "AddPeer" :
+		    "RemovePeer", (unsigned long long)ctl->nc->serial, res.peers_added,
+		    res.peers_removed, uadd, urm);
 	}
 	resp.serial = ctl->nc->serial;
 	resp.peer_count = (uint32_t)config_view(ctl->nc)->n_peers;
 	resp.peers_changed = res.peers_added + res.peers_removed;
-	resp.detail = dc.verdict == DELTA_SAME ? "already applied" : "applied";
+	resp.detail = dc.verdict == DELTA_SAME ? (char *)(uintptr_t)"already applied" : detail;
 	reply_msg(call, &resp.base);
 }
 
@@ -551,16 +622,24 @@ remove_peer(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	peer_delta(call, req, len, arg, false);
 }
 
+/*
+ * RestartService: the WireGuard backend (BACKEND_AMNEZIAWG), Xray (BACKEND_XRAY), or
+ * both (BACKEND_UNSPECIFIED; Xray only if it runs here). Answered once they are back.
+ */
 static void
 restart_service(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 {
 	struct control *ctl = arg;
 	Pharos__V1__RestartServiceRequest *r;
 	Pharos__V1__RestartServiceResponse resp = PHAROS__V1__RESTART_SERVICE_RESPONSE__INIT;
-	Pharos__V1__BackendHealth bh = PHAROS__V1__BACKEND_HEALTH__INIT, *bhp = &bh;
+	Pharos__V1__BackendHealth bh = PHAROS__V1__BACKEND_HEALTH__INIT;
+	Pharos__V1__BackendHealth xh = PHAROS__V1__BACKEND_HEALTH__INIT;
+	Pharos__V1__BackendHealth *bhp[2];
 	struct dp_status ds;
+	struct xray_sup_status xst;
 	char why[256] = "", reason[160];
 	int64_t t0 = clock_mono_nanos();
+	bool wg, xray;
 
 	if ((r = pharos__v1__restart_service_request__unpack(NULL, len, req)) == NULL) {
 		grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "malformed RestartServiceRequest");
@@ -568,27 +647,38 @@ restart_service(struct grpc_call *call, const uint8_t *req, size_t len, void *ar
 	}
 	snprintf(reason, sizeof(reason), "RestartService: %s", r->reason[0] ? r->reason :
 	    "no reason given");
-	if (r->backend == PHAROS__V1__BACKEND__BACKEND_XRAY) {
-		pharos__v1__restart_service_request__free_unpacked(r, NULL);
-		grpc_call_finish(call, GRPC_UNIMPLEMENTED, "the Xray backend is not run by this "
-		    "buoy yet");
-		return;
+	wg = r->backend != PHAROS__V1__BACKEND__BACKEND_XRAY;
+	xray = r->backend != PHAROS__V1__BACKEND__BACKEND_AMNEZIAWG;
+	if (r->backend == PHAROS__V1__BACKEND__BACKEND_UNSPECIFIED) {
+		xray_sup_status(ctl->xs, &xst);
+		xray = xst.health != PHAROS__V1__HEALTH_STATE__HEALTH_STATE_DISABLED;
 	}
 	pharos__v1__restart_service_request__free_unpacked(r, NULL);
-	if (ctl->dp->restart == NULL) {
+	if (wg && ctl->dp->restart == NULL) {
 		grpc_call_finish(call, GRPC_FAILED_PRECONDITION, "this data plane cannot restart");
 		return;
 	}
-	if (ctl->dp->restart(ctl->dp, reason, why, sizeof(why)) != 0) {
+	if (wg && ctl->dp->restart(ctl->dp, reason, why, sizeof(why)) != 0) {
 		grpc_call_finish(call, GRPC_FAILED_PRECONDITION, why);
 		return;
 	}
-	ctl->dp->status(ctl->dp, &ds);
-	bh.backend = PHAROS__V1__BACKEND__BACKEND_AMNEZIAWG;
-	bh.state = (Pharos__V1__HealthState)ds.health;
-	bh.detail = ds.detail;
-	resp.backends = &bhp;
-	resp.n_backends = 1;
+	if (xray && xray_sup_restart(ctl->xs, reason, why, sizeof(why)) != 0) {
+		grpc_call_finish(call, GRPC_FAILED_PRECONDITION, why);
+		return;
+	}
+	if (wg) {
+		ctl->dp->status(ctl->dp, &ds);
+		bh.backend = PHAROS__V1__BACKEND__BACKEND_AMNEZIAWG;
+		bh.state = (Pharos__V1__HealthState)ds.health;
+		bh.detail = ds.detail;
+		bhp[resp.n_backends++] = &bh;
+	}
+	if (xray) {
+		xray_sup_status(ctl->xs, &xst);
+		xray_health(&xh, &xst);
+		bhp[resp.n_backends++] = &xh;
+	}
+	resp.backends = bhp;
 	resp.restart_nanos = clock_mono_nanos() - t0;
 	reply_msg(call, &resp.base);
 }

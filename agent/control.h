@@ -13,6 +13,7 @@ struct grpc_method;
 
 struct node_config;
 struct dataplane;
+struct xray_sup;
 
 #define EVENT_RING	1024	/* events kept for WatchEvents(since_seq) */
 
@@ -29,6 +30,7 @@ struct control {
 	} ring[EVENT_RING];
 	struct node_config	*nc;		/* the signed config that runs */
 	struct dataplane	*dp;
+	struct xray_sup		*xs;		/* Xray; runs only with an xray section */
 	struct spiffe		 self;		/* this node, from its certificate */
 	uint64_t		 started;	/* CLOCK_MONOTONIC seconds */
 	uint64_t		 next_seq;	/* the next event's sequence number */
@@ -36,8 +38,11 @@ struct control {
 
 /* The method table to serve; handlers get the struct control as their argument. */
 const struct grpc_method *control_methods(struct control *, size_t *n);
-/* A data-plane event (dataplane.h dp_event_fn), to every watcher. */
+/* A data-plane event (dataplane.h dp_event_fn), to every watcher: of the AmneziaWG
+ * backend (control_dp_event) or of Xray (control_xray_event). */
 void	control_dp_event(void *ctl, int kind, const uint8_t *key, const char *endpoint,
+	    int64_t handshake_nanos, const char *detail);
+void	control_xray_event(void *ctl, int kind, const uint8_t *key, const char *endpoint,
 	    int64_t handshake_nanos, const char *detail);
 void	control_free(struct control *);
 /* End every WatchEvents stream (UNAVAILABLE), so a graceful shutdown can finish. */

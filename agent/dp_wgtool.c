@@ -204,7 +204,7 @@ wgtool_delta(struct dataplane *dp, const Pharos__V1__PeerDelta *d, struct dp_res
 			goto out;
 	}
 	if (d->n_remove > 0) {
-		if ((argv = calloc(2 * d->n_remove + 4, sizeof(*argv))) == NULL ||
+		if ((argv = calloc(3 * d->n_remove + 4, sizeof(*argv))) == NULL ||
 		    (b64 = calloc(d->n_remove, sizeof(*b64))) == NULL) {
 			err_set("out of memory");
 			rc = ERR_NOMEM;

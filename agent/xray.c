@@ -146,11 +146,10 @@ decode_key(uint8_t key[32], const char *b64)
 /* config file                                                               */
 /* ======================================================================== */
 
-static int
-check_config(const Pharos__V1__NodeConfig *cfg, const char *priv)
+int
+xray_check_config(const Pharos__V1__NodeConfig *cfg)
 {
 	const Pharos__V1__Reality *r;
-	uint8_t key[32];
 	size_t i, j;
 
 	if (cfg == NULL || (r = cfg->xray) == NULL) {
@@ -195,9 +194,6 @@ check_config(const Pharos__V1__NodeConfig *cfg, const char *priv)
 			}
 		}
 	}
-	if (decode_key(key, priv) != 0)
-		return ERR_INVAL;
-	sodium_memzero(key, sizeof(key));
 	return 0;
 }
 
@@ -264,13 +260,15 @@ xray_config_json(char **out, const Pharos__V1__NodeConfig *cfg, const char *priv
 {
 	const Pharos__V1__Reality *r;
 	json_t *root, *o, *a, *inb, *set, *clients, *c, *ss, *rs, *key = NULL;
+	uint8_t raw[32];
 	char *s, *nl;
 	size_t i, n;
 	bool bad = false;
 
 	*out = NULL;
-	if (check_config(cfg, priv) != 0)
+	if (xray_check_config(cfg) != 0 || decode_key(raw, priv) != 0)
 		return ERR_INVAL;
+	sodium_memzero(raw, sizeof(raw));
 	r = cfg->xray;
 	if (api_listen == NULL)
 		api_listen = XRAY_API_LISTEN;

@@ -4,10 +4,11 @@
  * (AlterInbound add / remove user over cleartext h2c gRPC) and the REALITY X25519 key.
  * docs: ../shared/reference/protocols.md §4.
  *
- * Users live in two places. The config file lists every user of the NodeConfig, so a
- * restarted Xray starts with them; users added later through the API (peer deltas) are
- * not persisted by Xray, so after a restart xray_api_resync() adds the full current list
- * again, counting "already exists" as success. A change of the flow (Reality.flow) or of
+ * Users live in two places. The config file lists every user (buoy rewrites it with the
+ * running view, deltas included, at each change: xray_sup.c), so a restarted Xray starts
+ * with them; users added later through the API are not persisted by Xray, so after a
+ * restart xray_api_resync() adds the full current list again, counting "already exists"
+ * as success. A change of the flow (Reality.flow) or of
  * a user's uuid cannot be made live per user except by remove + add, which
  * xray_users_diff() yields for a uuid change; a flow change means: rewrite the config and
  * restart Xray.
@@ -45,6 +46,13 @@ int	xray_check_short_id(const char *sid);
 int	xray_check_email(const char *email);
 
 /* ---- config file ---- */
+
+/*
+ * Everything xray_config_json() checks but the key: cfg has an xray section, its port,
+ * target, server names, short ids and flow make sense, and cfg's users have uuids and
+ * emails that are unique case-insensitively. ERR_INVAL names the offending item.
+ */
+int	xray_check_config(const Pharos__V1__NodeConfig *cfg);
 
 /*
  * The Xray server config for cfg (which must have cfg->xray): log level warning, the

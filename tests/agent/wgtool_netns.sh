@@ -186,10 +186,10 @@ check "live deltas: no re-handshake of the client" test "$(hs)" = "$hs_before"
 
 priv=$(cat "$s/wg.key")
 check "the private key is in no file of the state dir but wg.key" \
-    bash -c "[ \"\$(grep -rlF '$priv' '$s')\" = '$s/wg.key' ]"
+    bash -c "[ \"\$(grep -rlF -e '$priv' '$s')\" = '$s/wg.key' ]"
 check "nor in any file written since, under /tmp, /var/tmp, /run, /dev/shm" \
     bash -c "! find /tmp /var/tmp /run /dev/shm -xdev -type f -newer '$tmp/keygen.out' \
-	-size -4M ! -path '$s/wg.key' -exec grep -lF '$priv' {} + 2>/dev/null | grep -q ."
+	-size -4M ! -path '$s/wg.key' -exec grep -lF -e '$priv' {} + 2>/dev/null | grep -q ."
 
 # The interface goes away and comes back (an operator recreating it): buoy applies the
 # running config to the new one by itself.

@@ -90,26 +90,28 @@ def decode(raw):
     return d
 
 
-def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "decode":
-        print(json.dumps(decode(bytes.fromhex(sys.argv[2])), sort_keys=True))
-        return 0
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    record = open(sys.argv[1], "a", encoding="ascii")
-    users, lock = {}, threading.Lock()
+def serve(address, record, users=None, fail_emails=()):
+    """Serve HandlerService/AlterInbound on address ("127.0.0.1:0" picks a port) until
+    the returned server is stopped; return (server, port). record(raw, decoded) is called
+    for each request (decoded None if it does not decode). users: {email.lower(): decoded
+    add} to start with, as Xray starts with its config file's clients. Adding an email
+    in fail_emails fails with UNKNOWN "boom"."""
+    users = {} if users is None else users
+    fail = {e.lower() for e in fail_emails}
+    lock = threading.Lock()
 
     def alter_inbound(raw, context):
         with lock:
-            record.write(raw.hex() + "\n")
-            record.flush()
             try:
                 d = decode(raw)
             except (ValueError, UnicodeDecodeError) as e:
+                record(raw, None)
                 context.abort(grpc.StatusCode.INTERNAL, "bad request: %s" % e)
+            record(raw, d)
             email = d.get("email", "")
             if d["type"] == ADD:
+                if email.lower() in fail:
+                    context.abort(grpc.StatusCode.UNKNOWN, "boom")
                 if email.lower() in users:
                     context.abort(grpc.StatusCode.UNKNOWN, "User %s already exists." % email)
                 users[email.lower()] = d
@@ -127,13 +129,36 @@ def main():
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
         "xray.app.proxyman.command.HandlerService",
         {"AlterInbound": grpc.unary_unary_rpc_method_handler(alter_inbound)}),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError("cannot listen on %s" % address)
     server.start()
-    print("listening %d" % port, flush=True)
+    return server, port
+
+
+def wait_for_signal():
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     done.wait()
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "decode":
+        print(json.dumps(decode(bytes.fromhex(sys.argv[2])), sort_keys=True))
+        return 0
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out = open(sys.argv[1], "a", encoding="ascii")
+
+    def record(raw, _decoded):
+        out.write(raw.hex() + "\n")
+        out.flush()
+
+    server, port = serve("127.0.0.1:0", record)
+    print("listening %d" % port, flush=True)
+    wait_for_signal()
     server.stop(1).wait()
     return 0
 

@@ -6,24 +6,29 @@
  *       An Ed25519 config-signing key pair (base64 text files; SIGNKEY mode 0600).
  *   ctl_push apply CONN --sign-key SIGNKEY --fleet F --node N --revision R --serial S
  *       [--listen-port P] [--mtu M] [--address CIDR]... [--peer PUB=CIDR[,CIDR][@HOST:PORT]]...
- *       [--tamper]
+ *       [--xray-port P [--xray-target H:P] [--xray-sni NAME]... [--xray-sid ID]...
+ *       [--xray-flow F]] [--user UUID=EMAIL]... [--tamper]
  *       Prints "status CODE MESSAGE" and, when OK, "applied result=R serial=S
- *       peers=+A/-R/~C hash=HEX".
+ *       peers=+A/-R/~C hash=HEX users=+A/-R[ detail=TEXT]". --xray-port adds an xray
+ *       section (defaults: target www.example.com:443, sni www.example.com, short ids
+ *       "" and 0123456789abcdef, flow xtls-rprx-vision); --user adds VLESS users.
  *   ctl_push add-peer CONN --sign-key K --fleet F --node N --base-serial B --serial S
- *       [--revision R] --peer PUB=CIDR... [--bench COUNT]
- *   ctl_push remove-peer CONN ... --remove PUB...
+ *       [--revision R] [--peer PUB=CIDR]... [--user UUID=EMAIL]... [--bench COUNT]
+ *   ctl_push remove-peer CONN ... [--remove PUB]... [--remove-user EMAIL]...
  *       A signed PeerDelta. Prints "status CODE MESSAGE" and "peers serial=S count=N
  *       changed=C". --bench COUNT sends COUNT AddPeers of one fresh random peer each, one
  *       after another (serials B+1..), and prints "bench calls=N p50_ms=A p99_ms=B".
  *   ctl_push watch CONN [--since SEQ] [--count N]
  *       WatchEvents: prints "event seq=S kind=K [key=B64] [detail]" per event (heartbeats
- *       as kind=6), until N events or the timeout.
- *   ctl_push restart CONN [--reason TEXT]
- *       RestartService of the AmneziaWG/WireGuard backend; prints "status CODE MESSAGE".
+ *       as kind=6; errors and restarts with " backend=B"), until N events or the timeout.
+ *   ctl_push restart CONN [--reason TEXT] [--backend awg|xray|all]
+ *       RestartService (default the AmneziaWG/WireGuard backend); prints "restarted
+ *       BACKEND=STATE..." and "status CODE MESSAGE".
  *   ctl_push handshakes CONN
  *       GetHandshakes: prints "peer KEY handshake=UNIX_SECONDS rx=N tx=N" per peer.
  *   ctl_push status CONN
- *       Prints "node revision=R serial=S peers=N hash=HEX".
+ *       Prints "node revision=R serial=S peers=N hash=HEX users=N reality=B64URL|-" and a
+ *       line "backend B state=S restarts=N detail=TEXT" per backend.
  *   CONN: --target HOST:PORT --ca CA --cert CERT --key KEY [--expect-id SPIFFE] [--timeout S]
  */
 #include <event2/event.h>
@@ -48,6 +53,7 @@ static bool want_status;
 static int mode;	/* 0 apply, 1 status, 2 add-peer, 3 remove-peer, 4 watch, 5 handshakes,
 			   6 restart */
 static const char *restart_reason = "";
+static int restart_backend = 1;	/* BACKEND_AMNEZIAWG */
 static long watch_left = -1;
 static uint64_t watch_since;
 static struct grpc_channel *chn;
@@ -91,11 +97,18 @@ on_msg(void *arg, const uint8_t *msg, size_t len)
 		    e->handshake->public_key.len == 32)
 			sodium_bin2base64(k, sizeof(k), e->handshake->public_key.data, 32,
 			    sodium_base64_VARIANT_ORIGINAL);
-		printf("event seq=%llu kind=%d%s%s%s%s\n", (unsigned long long)e->seq, e->kind,
+		printf("event seq=%llu kind=%d%s%s%s%s", (unsigned long long)e->seq, e->kind,
 		    k[0] ? " key=" : "", k,
 		    e->detail_case == PHAROS__V1__EVENT__DETAIL_CONFIG_APPLIED ?
 		    (e->config_applied->from_disk ? " from_disk" : " pushed") : "",
 		    e->detail_case == PHAROS__V1__EVENT__DETAIL_EVENTS_LOST ? " lost" : "");
+		if (e->detail_case == PHAROS__V1__EVENT__DETAIL_DATA_PLANE_ERROR)
+			printf(" backend=%d %s", e->data_plane_error->backend,
+			    e->data_plane_error->message);
+		if (e->detail_case == PHAROS__V1__EVENT__DETAIL_BACKEND_RESTARTED)
+			printf(" backend=%d %s", e->backend_restarted->backend,
+			    e->backend_restarted->reason);
+		printf("\n");
 		fflush(stdout);
 		pharos__v1__event__free_unpacked(e, NULL);
 		if (watch_left > 0 && --watch_left == 0) {
@@ -122,11 +135,25 @@ on_msg(void *arg, const uint8_t *msg, size_t len)
 		pharos__v1__handshakes_response__free_unpacked(hr, NULL);
 		return;
 	}
+	if (mode == 6) {
+		Pharos__V1__RestartServiceResponse *r =
+		    pharos__v1__restart_service_response__unpack(NULL, len, msg);
+		size_t i;
+		if (r == NULL)
+			return;
+		printf("restarted");
+		for (i = 0; i < r->n_backends; i++)
+			printf(" %d=%d", r->backends[i]->backend, r->backends[i]->state);
+		printf("\n");
+		pharos__v1__restart_service_response__free_unpacked(r, NULL);
+		return;
+	}
 	if (mode >= 2) {
 		Pharos__V1__PeerResponse *r = pharos__v1__peer_response__unpack(NULL, len, msg);
 		if (r != NULL && bench_n == 0)
-			printf("peers serial=%llu count=%u changed=%u\n",
-			    (unsigned long long)r->serial, r->peer_count, r->peers_changed);
+			printf("peers serial=%llu count=%u changed=%u detail=%s\n",
+			    (unsigned long long)r->serial, r->peer_count, r->peers_changed,
+			    r->detail);
 		if (r != NULL)
 			pharos__v1__peer_response__free_unpacked(r, NULL);
 		return;
@@ -135,10 +162,20 @@ on_msg(void *arg, const uint8_t *msg, size_t len)
 		Pharos__V1__NodeStatus *st = pharos__v1__node_status__unpack(NULL, len, msg);
 		if (st == NULL)
 			return;
+		char rk[64] = "-";
+		size_t i;
 		if (st->config_hash.len == 32)
 			hex(h, st->config_hash.data, 32);
-		printf("node revision=%s serial=%llu peers=%u hash=%s\n", st->revision,
-		    (unsigned long long)st->serial, st->peer_count, h);
+		if (st->reality_public_key.len == 32)
+			sodium_bin2base64(rk, sizeof(rk), st->reality_public_key.data, 32,
+			    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+		printf("node revision=%s serial=%llu peers=%u hash=%s users=%u reality=%s\n",
+		    st->revision, (unsigned long long)st->serial, st->peer_count, h,
+		    st->vless_user_count, rk);
+		for (i = 0; i < st->n_backends; i++)
+			printf("backend %d state=%d restarts=%u detail=%s\n",
+			    st->backends[i]->backend, st->backends[i]->state,
+			    st->backends[i]->restarts, st->backends[i]->detail);
 		pharos__v1__node_status__free_unpacked(st, NULL);
 	} else {
 		Pharos__V1__ApplyConfigResponse *r =
@@ -147,9 +184,10 @@ on_msg(void *arg, const uint8_t *msg, size_t len)
 			return;
 		if (r->config_hash.len == 32)
 			hex(h, r->config_hash.data, 32);
-		printf("applied result=%d serial=%llu peers=+%u/-%u/~%u hash=%s\n", r->result,
-		    (unsigned long long)r->serial, r->peers_added, r->peers_removed,
-		    r->peers_changed, h);
+		printf("applied result=%d serial=%llu peers=+%u/-%u/~%u hash=%s users=+%u/-%u%s%s\n",
+		    r->result, (unsigned long long)r->serial, r->peers_added, r->peers_removed,
+		    r->peers_changed, h, r->users_added, r->users_removed,
+		    r->detail[0] ? " detail=" : "", r->detail);
 		pharos__v1__apply_config_response__free_unpacked(r, NULL);
 	}
 }
@@ -321,6 +359,14 @@ main(int argc, char **argv)
 		{ "since", required_argument, NULL, 'Q' },
 		{ "count", required_argument, NULL, 'K' },
 		{ "reason", required_argument, NULL, 'Y' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "xray-port", required_argument, NULL, 'x' },
+		{ "xray-target", required_argument, NULL, 'g' },
+		{ "xray-sni", required_argument, NULL, 'i' },
+		{ "xray-sid", required_argument, NULL, 'j' },
+		{ "xray-flow", required_argument, NULL, 'w' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "remove-user", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *target = NULL, *ca = NULL, *cert = NULL, *key = NULL, *expect = NULL;
@@ -329,6 +375,13 @@ main(int argc, char **argv)
 	Pharos__V1__AwgInterface awg = PHAROS__V1__AWG_INTERFACE__INIT;
 	Pharos__V1__ApplyConfigRequest req = PHAROS__V1__APPLY_CONFIG_REQUEST__INIT;
 	Pharos__V1__Peer *peers[4096];
+	Pharos__V1__Reality reality = PHAROS__V1__REALITY__INIT;
+	static Pharos__V1__VlessUser userv[1024], *users[1024];
+	static char *snis[16], *sids[16], *rm_users[1024];
+	static char default_sni[] = "www.example.com", default_sid0[] = "",
+	    default_sid1[] = "0123456789abcdef";
+	size_t nusers = 0, nsnis = 0, nsids = 0, n_rm_users = 0;
+	bool with_xray = false, flow_set = false;
 	char *addrs[64];
 	unsigned char sk[crypto_sign_SECRETKEYBYTES], sig[crypto_sign_BYTES];
 	uint8_t *cbuf = NULL, *rbuf = NULL;
@@ -390,6 +443,30 @@ main(int argc, char **argv)
 		case 'Q': watch_since = strtoull(optarg, NULL, 10); break;
 		case 'K': watch_left = atol(optarg); break;
 		case 'Y': restart_reason = optarg; break;
+		case 'b':
+			restart_backend = strcmp(optarg, "xray") == 0 ? 2 :
+			    strcmp(optarg, "all") == 0 ? 0 : 1;
+			break;
+		case 'x': with_xray = true; reality.port = (uint32_t)atoi(optarg); break;
+		case 'g': reality.target = optarg; break;
+		case 'i': if (nsnis < 16) snis[nsnis++] = optarg; break;
+		case 'j': if (nsids < 16) sids[nsids++] = optarg; break;
+		case 'w': reality.flow = optarg; flow_set = true; break;
+		case 'u': {
+			char *eq = strchr(optarg, '=');
+			if (eq == NULL || nusers >= 1024) {
+				fprintf(stderr, "ctl_push: bad --user %s (UUID=EMAIL)\n", optarg);
+				return 2;
+			}
+			*eq = '\0';
+			pharos__v1__vless_user__init(&userv[nusers]);
+			userv[nusers].uuid = optarg;
+			userv[nusers].email = eq + 1;
+			users[nusers] = &userv[nusers];
+			nusers++;
+			break;
+		}
+		case 'U': if (n_rm_users < 1024) rm_users[n_rm_users++] = optarg; break;
 		case 'F': {
 			/* One PUB=CIDR[,CIDR][@HOST:PORT] per line, for big configs. */
 			static Pharos__V1__Peer **many;
@@ -464,6 +541,10 @@ main(int argc, char **argv)
 			delta.n_add = npeers;
 			delta.remove = rm;
 			delta.n_remove = removes_n;
+			delta.add_users = users;
+			delta.n_add_users = nusers;
+			delta.remove_users = rm_users;
+			delta.n_remove_users = n_rm_users;
 		}
 	}
 	if (mode == 0) {
@@ -473,6 +554,25 @@ main(int argc, char **argv)
 		cfg.n_peers = nfile > 0 ? nfile : npeers;
 		if (cfg.revision == NULL)
 			cfg.revision = "";
+		if (with_xray) {
+			if (reality.target[0] == '\0')
+				reality.target = "www.example.com:443";
+			if (!flow_set)
+				reality.flow = "xtls-rprx-vision";
+			if (nsnis == 0)
+				snis[nsnis++] = default_sni;
+			if (nsids == 0) {
+				sids[nsids++] = default_sid0;
+				sids[nsids++] = default_sid1;
+			}
+			reality.server_names = snis;
+			reality.n_server_names = nsnis;
+			reality.short_ids = sids;
+			reality.n_short_ids = nsids;
+			cfg.xray = &reality;
+		}
+		cfg.vless_users = users;
+		cfg.n_vless_users = nusers;
 		clen = pharos__v1__node_config__get_packed_size(&cfg);
 		cbuf = malloc(clen + 1);
 		pharos__v1__node_config__pack(&cfg, cbuf);
@@ -524,6 +624,7 @@ main(int argc, char **argv)
 			Pharos__V1__RestartServiceRequest rr = PHAROS__V1__RESTART_SERVICE_REQUEST__INIT;
 			uint8_t rb[512];
 			rr.reason = (char *)(uintptr_t)restart_reason;
+			rr.backend = (Pharos__V1__Backend)restart_backend;
 			grpc_channel_call(chn, "/pharos.v1.NodeControl/RestartService", rb,
 			    pharos__v1__restart_service_request__pack(&rr, rb), timeout_ms,
 			    GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
@@ -559,12 +660,14 @@ usage:
 	    "       ctl_push apply CONN --sign-key K --fleet F --node N --revision R --serial S\n"
 	    "                [--listen-port P] [--mtu M] [--address CIDR]...\n"
 	    "                [--peer PUB=CIDR[,CIDR][@HOST:PORT]]... [--tamper]\n"
+	    "                [--xray-port P [--xray-target H:P] [--xray-sni N]... [--xray-sid ID]...\n"
+	    "                [--xray-flow F]] [--user UUID=EMAIL]...\n"
 	    "       ctl_push add-peer CONN --sign-key K --fleet F --node N --base-serial B\n"
-	    "                --serial S [--peer PUB=CIDR]... [--bench COUNT]\n"
-	    "       ctl_push remove-peer CONN ... --remove PUB...\n"
+	    "                --serial S [--peer PUB=CIDR]... [--user UUID=EMAIL]... [--bench COUNT]\n"
+	    "       ctl_push remove-peer CONN ... [--remove PUB]... [--remove-user EMAIL]...\n"
 	    "       ctl_push watch CONN [--since SEQ] [--count N]\n"
 	    "       ctl_push handshakes CONN\n"
-	    "       ctl_push restart CONN [--reason TEXT]\n"
+	    "       ctl_push restart CONN [--reason TEXT] [--backend awg|xray|all]\n"
 	    "       ctl_push status CONN\n"
 	    "CONN: --target HOST:PORT --ca CA --cert CERT --key KEY [--expect-id ID] [--timeout S]\n");
 	return 2;

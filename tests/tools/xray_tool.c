@@ -13,6 +13,8 @@
  *     The Xray server config on stdout (SID lists may hold empty ids: ",abcd").
  *   xray_tool keypair
  *     "PrivateKey: X" and "Password: Y", as `xray x25519` prints them.
+ *   xray_tool public PRIVKEY
+ *     "Password: Y" for that private key, as `xray x25519 -i PRIVKEY` prints it.
  * Exit 0 once a status was obtained (whatever it is) or the output was printed, 1 on
  * other failures (message on stderr), 2 usage.
  */
@@ -32,7 +34,7 @@ usage(void)
 	fprintf(stderr, "usage: xray_tool add HOST:PORT TAG UUID EMAIL FLOW | remove HOST:PORT "
 	    "TAG EMAIL | resync HOST:PORT TAG FLOW [UUID,EMAIL...] | encode add TAG UUID EMAIL "
 	    "FLOW | encode remove TAG EMAIL | config PORT TARGET SNIS SIDS FLOW PRIVKEY "
-	    "[UUID,EMAIL...] | keypair\n");
+	    "[UUID,EMAIL...] | keypair | public PRIVKEY\n");
 	return 2;
 }
 
@@ -226,6 +228,15 @@ main(int argc, char **argv)
 			return fail("keypair");
 		printf("PrivateKey: %s\nPassword: %s\n", priv, pub);
 		sodium_memzero(priv, sizeof(priv));
+		return 0;
+	}
+	if (strcmp(argv[1], "public") == 0 && argc == 3) {
+		uint8_t raw[32];
+		if (xray_reality_public(raw, argv[2]) != 0)
+			return fail("public");
+		sodium_bin2base64(pub, sizeof(pub), raw, sizeof(raw),
+		    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+		printf("Password: %s\n", pub);
 		return 0;
 	}
 	return usage();
