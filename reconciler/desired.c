@@ -283,7 +283,8 @@ setup_nodes(struct ctx *c)
 		d->block = -1;
 		underlay(d);
 	}
-	qsort(c->nodes, c->nn, sizeof(*c->nodes), nd_cmp);
+	if (c->nn > 1)
+		qsort(c->nodes, c->nn, sizeof(*c->nodes), nd_cmp);
 	if ((c->hrw = calloc(c->nn, sizeof(*c->hrw))) == NULL)
 		return nomem();
 	for (i = 0; i < c->nn; i++)
@@ -669,7 +670,8 @@ setup_devices(struct ctx *c)
 		}
 	}
 	/* New addresses in key order: the result does not depend on file names. */
-	qsort(dk, c->ndev, sizeof(*dk), dkey_cmp);
+	if (c->ndev > 1)
+		qsort(dk, c->ndev, sizeof(*dk), dkey_cmp);
 	for (i = 0; i < c->ndev; i++) {
 		struct dev *d = &c->devs[i];
 		char v4[16], v6[46], uuid[37], *email;
@@ -1351,7 +1353,8 @@ finish_links(struct ctx *c)
 
 	if (c->nlinks == 0)
 		return 0;
-	qsort(c->links, c->nlinks, sizeof(*c->links), link_cmp);
+	if (c->nlinks > 1)
+		qsort(c->links, c->nlinks, sizeof(*c->links), link_cmp);
 	for (i = 1, j = 0; i < c->nlinks; i++) {
 		if (strcmp(c->links[i].name, c->links[j].name) != 0)
 			c->links[++j] = c->links[i];

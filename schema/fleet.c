@@ -915,9 +915,13 @@ fleet_load(struct fleet **out, struct source *src, struct diag *d)
 		rc = collect(f, slots, n);
 	if (rc == 0) {
 		/* Sorted by name: lookups are binary searches, and every walk is in name order. */
-		qsort(f->nodes, f->nnodes, sizeof(*f->nodes), cmp_node);
-		qsort(f->relays, f->nrelays, sizeof(*f->relays), cmp_relay);
-		qsort(f->users, f->nusers, sizeof(*f->users), cmp_user);
+		/* qsort(NULL, 0, ...) is undefined: an empty list may have no array. */
+		if (f->nnodes > 1)
+			qsort(f->nodes, f->nnodes, sizeof(*f->nodes), cmp_node);
+		if (f->nrelays > 1)
+			qsort(f->relays, f->nrelays, sizeof(*f->relays), cmp_relay);
+		if (f->nusers > 1)
+			qsort(f->users, f->nusers, sizeof(*f->users), cmp_user);
 	}
 done:
 	for (i = 0; i < LOAD_THREADS; i++) {
