@@ -25,6 +25,7 @@
 #include "wgproc.h"
 
 #define SOCKET_WAIT_MS		5000
+#define STATUS_TIMEOUT_MS	2000	/* GetStatus and heartbeats wait at most this */
 
 struct uapi_dp {
 	struct dataplane		 dp;
@@ -47,15 +48,11 @@ struct uapi_dp {
 	char				 detail[128];
 };
 
+/* A connect, not a get: a dump of 10,000 peers can take longer than any short timeout. */
 static bool
 alive(struct uapi_dp *u)
 {
-	struct wg_device *dev = NULL;
-
-	if (uapi_get_timeout(&dev, u->sock, 300) != 0)
-		return false;
-	wg_device_free(dev);
-	return true;
+	return uapi_probe(u->sock) == 0;
 }
 
 static int
@@ -176,7 +173,7 @@ uapi_status(struct dataplane *dp, struct dp_status *st)
 	struct uapi_dp *u = dp->ctx;
 	struct wg_device *dev = NULL;
 
-	if (uapi_get_timeout(&dev, u->sock, 300) != 0) {
+	if (uapi_get_timeout(&dev, u->sock, STATUS_TIMEOUT_MS) != 0) {
 		memset(st, 0, sizeof(*st));
 		st->health = PHAROS__V1__HEALTH_STATE__HEALTH_STATE_DOWN;
 		snprintf(st->detail, sizeof(st->detail), "%s: %s", u->ifname, err_last());
@@ -225,7 +222,7 @@ uapi_peers(struct dataplane *dp, struct wg_device **out)
 {
 	struct uapi_dp *u = dp->ctx;
 
-	return uapi_get_timeout(out, u->sock, 1000);
+	return uapi_get_timeout(out, u->sock, STATUS_TIMEOUT_MS);
 }
 
 /*
@@ -250,8 +247,12 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 	cfg = u->current(u->current_arg);
 	if (u->up && cfg != NULL) {
 		struct wg_device *dev = NULL;
-		if (uapi_get_timeout(&dev, u->sock, 300) == 0) {
-			wgdp_scan(&u->hs, dev, &u->dp);
+		if (alive(u)) {
+			/* Alive; a slow or failed read is no reason to restart it. */
+			if (uapi_get_timeout(&dev, u->sock, UAPI_TIMEOUT_MS) == 0)
+				wgdp_scan(&u->hs, dev, &u->dp);
+			else
+				log_warnx("buoy: reading %s for handshakes: %s", u->sock, err_last());
 			wg_device_free(dev);
 		} else {
 			u->restarts++;

@@ -681,6 +681,16 @@ read_reply(struct sbuf *sb, int fd, int64_t deadline, const char *path)
 }
 
 int
+uapi_probe(const char *sock_path)
+{
+	int fd, rc;
+
+	if ((rc = uapi_connect(&fd, sock_path)) == 0)
+		close(fd);
+	return rc;
+}
+
+int
 uapi_get_timeout(struct wg_device **out, const char *sock_path, int timeout_ms)
 {
 	struct sbuf sb = { 0 };

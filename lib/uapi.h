@@ -74,6 +74,11 @@ void	wg_device_free(struct wg_device *);
 /* Wipe the private key, free peers, i[] strings; leaves *d zeroed. NULL-safe. */
 void	wg_desired_clear(struct wg_desired *);
 
+/*
+ * Something accepts connections on sock_path: the implementation runs. Cheap whatever
+ * the number of peers, unlike a get (a dump of 10,000 peers takes a while).
+ */
+int	uapi_probe(const char *sock_path);
 /* "get=1": the device behind sock_path; *out is the caller's (wg_device_free). */
 int	uapi_get(struct wg_device **out, const char *sock_path);
 int	uapi_get_timeout(struct wg_device **out, const char *sock_path, int timeout_ms);
