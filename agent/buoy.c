@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -126,6 +127,12 @@ cmd_run(int argc, char **argv)
 	size_t nmethods;
 	int ch, bound = 0;
 
+	/*
+	 * Big transient buffers (a UAPI dump or a config of 10,000 peers) come from and go
+	 * back to the system: glibc would otherwise raise its mmap threshold after the first
+	 * one is freed and keep the next ones in the heap, resident for good.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {

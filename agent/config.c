@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "clock.h"
 #include "config.h"
 #include "err.h"
@@ -19,6 +20,80 @@
 #include "grpc.h"
 #include "log.h"
 #include "xray.h"
+
+/*
+ * The running config is decoded into an arena: 10,000 peers are four small allocations
+ * each, which malloc would pad with its own headers and spread between the request's
+ * transient buffers, in a heap that then cannot be trimmed. Big blocks (the peers array,
+ * protobuf-c's temporary tables while it decodes) stay with malloc, so the temporary ones
+ * really go when protobuf-c frees them.
+ */
+#define CFG_MEM_BIG	4096
+
+struct cfg_mem {
+	struct arena	*arena;
+	void		**big;
+	size_t		 nbig, capbig;
+};
+
+static struct cfg_mem *
+cfg_mem_new(void)
+{
+	struct cfg_mem *m = calloc(1, sizeof(*m));
+
+	if (m != NULL && (m->arena = arena_new()) == NULL) {
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+static void
+cfg_mem_free(struct cfg_mem *m)
+{
+	if (m == NULL)
+		return;
+	while (m->nbig > 0)
+		free(m->big[--m->nbig]);
+	free(m->big);
+	arena_free(m->arena);
+	free(m);
+}
+
+static void *
+cfg_mem_alloc(void *arg, size_t size)
+{
+	struct cfg_mem *m = arg;
+	void *p, **nb;
+
+	if (size < CFG_MEM_BIG)
+		return arena_alloc(m->arena, size);
+	if (m->nbig == m->capbig) {
+		size_t cap = m->capbig ? m->capbig * 2 : 8;
+		if ((nb = realloc(m->big, cap * sizeof(*nb))) == NULL)
+			return NULL;
+		m->big = nb;
+		m->capbig = cap;
+	}
+	if ((p = malloc(size)) != NULL)
+		m->big[m->nbig++] = p;
+	return p;
+}
+
+static void
+cfg_mem_release(void *arg, void *p)
+{
+	struct cfg_mem *m = arg;
+	size_t i;
+
+	/* A big block goes now; a small one with the arena. */
+	for (i = 0; i < m->nbig; i++)
+		if (m->big[i] == p) {
+			free(p);
+			m->big[i] = m->big[--m->nbig];
+			return;
+		}
+}
 
 int
 config_open(struct node_config *nc, const char *dir, const struct spiffe *self)
@@ -68,8 +143,8 @@ void
 config_close(struct node_config *nc)
 {
 	deltas_free(nc);
-	if (nc->cfg != NULL)
-		pharos__v1__node_config__free_unpacked(nc->cfg, NULL);
+	cfg_mem_free(nc->cfg_mem);	/* nc->cfg with it */
+	nc->cfg_mem = NULL;
 	nc->cfg = NULL;
 }
 
@@ -175,8 +250,8 @@ view_apply(struct node_config *nc, const Pharos__V1__PeerDelta *d)
 void
 config_check_free(struct config_check *cc)
 {
-	if (cc->cfg != NULL)
-		pharos__v1__node_config__free_unpacked(cc->cfg, NULL);
+	cfg_mem_free(cc->mem);		/* cc->cfg with it */
+	cc->mem = NULL;
 	cc->cfg = NULL;
 }
 
@@ -201,6 +276,7 @@ config_check(struct node_config *nc, const uint8_t *req, size_t len, struct conf
 {
 	Pharos__V1__ApplyConfigRequest *r;
 	Pharos__V1__NodeConfig *cfg;
+	ProtobufCAllocator al = { cfg_mem_alloc, cfg_mem_release, NULL };
 
 	memset(cc, 0, sizeof(*cc));
 	if ((r = pharos__v1__apply_config_request__unpack(NULL, len, req)) == NULL) {
@@ -218,7 +294,11 @@ config_check(struct node_config *nc, const uint8_t *req, size_t len, struct conf
 		    "controller key");
 		goto out;
 	}
-	if ((cfg = pharos__v1__node_config__unpack(NULL, r->config.len, r->config.data)) == NULL) {
+	if ((al.allocator_data = cc->mem = cfg_mem_new()) == NULL) {
+		refuse(cc, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+		goto out;
+	}
+	if ((cfg = pharos__v1__node_config__unpack(&al, r->config.len, r->config.data)) == NULL) {
 		refuse(cc, GRPC_INVALID_ARGUMENT, "signed config is not a NodeConfig");
 		goto out;
 	}
@@ -227,30 +307,30 @@ config_check(struct node_config *nc, const uint8_t *req, size_t len, struct conf
 	    strcmp(cfg->node, nc->self.name) != 0) {
 		refuse(cc, GRPC_PERMISSION_DENIED, "config is for %s/%s, this is %s/%s",
 		    cfg->fleet_id, cfg->node, nc->self.trust_domain, nc->self.name);
-		pharos__v1__node_config__free_unpacked(cfg, NULL);
 		goto out;
 	}
 	if (nc->cfg != NULL && cfg->serial == nc->cfg->serial && nc->delta_serial == 0 &&
 	    memcmp(cc->hash, nc->hash, 32) == 0) {
 		cc->verdict = CONFIG_SAME;
-		pharos__v1__node_config__free_unpacked(cfg, NULL);
 		goto out;
 	}
 	if (nc->cfg != NULL && cfg->serial <= nc->serial) {
 		refuse(cc, GRPC_FAILED_PRECONDITION, "serial %llu (revision %.12s) is not newer "
 		    "than the running %llu (revision %.12s)", (unsigned long long)cfg->serial,
 		    cfg->revision, (unsigned long long)nc->serial, nc->cfg->revision);
-		pharos__v1__node_config__free_unpacked(cfg, NULL);
 		goto out;
 	}
 	if (cfg->xray != NULL && xray_check_config(cfg) != 0) {
 		refuse(cc, GRPC_INVALID_ARGUMENT, "xray: %s", err_last());
-		pharos__v1__node_config__free_unpacked(cfg, NULL);
 		goto out;
 	}
 	cc->verdict = CONFIG_NEW;
 	cc->cfg = cfg;
 out:
+	if (cc->verdict != CONFIG_NEW) {
+		cfg_mem_free(cc->mem);
+		cc->mem = NULL;
+	}
 	pharos__v1__apply_config_request__free_unpacked(r, NULL);
 }
 
@@ -265,7 +345,9 @@ config_commit(struct node_config *nc, const uint8_t *req, size_t len, struct con
 		return rc;
 	config_close(nc);
 	nc->cfg = cc->cfg;
+	nc->cfg_mem = cc->mem;
 	cc->cfg = NULL;		/* owned by the node config now */
+	cc->mem = NULL;
 	memcpy(nc->hash, cc->hash, 32);
 	nc->applied_nanos = clock_unix_nanos();
 	nc->serial = nc->cfg->serial;

@@ -15,6 +15,8 @@
 #include "pharos/v1/node.pb-c.h"
 #include "pki.h"
 
+struct cfg_mem;
+
 #define CONFIG_FILE		"config.signed"
 #define DELTAS_FILE		"deltas.signed"	/* signed PeerDeltas since the config */
 #define DELTAS_MAX		(64 * 1024 * 1024)
@@ -28,6 +30,7 @@ struct node_config {
 	bool			 have_pub;
 	/* what runs */
 	Pharos__V1__NodeConfig	*cfg;		/* NULL: nothing applied yet */
+	struct cfg_mem		*cfg_mem;	/* cfg's memory, in a few large chunks */
 	uint8_t			 hash[32];	/* SHA-256 of the config bytes */
 	int64_t			 applied_nanos;
 	/*
@@ -83,6 +86,7 @@ struct config_check {
 	int				 grpc_status;
 	char				 why[256];
 	Pharos__V1__NodeConfig		*cfg;	/* CONFIG_NEW: the decoded config (owned) */
+	struct cfg_mem			*mem;	/* where cfg lives */
 	uint8_t				 hash[32];
 };
 

@@ -5,6 +5,7 @@
  * stream.
  */
 #include <event2/event.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -452,6 +453,29 @@ get_handshakes(struct grpc_call *call, const uint8_t *req, size_t len, void *arg
 	pharos__v1__get_handshakes_request__free_unpacked(r, NULL);
 }
 
+static void
+trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	malloc_trim(0);
+}
+
+/*
+ * A big apply leaves megabytes of freed buffers in the heap (the request, the old config,
+ * the data plane's diff): give their pages back once the call is over and the gRPC layer
+ * has freed the request too, i.e. from the next turn of the loop.
+ */
+static void
+trim_soon(struct control *ctl)
+{
+	struct timeval now = { 0, 0 };
+
+	if (event_base_once(ctl->base, -1, EV_TIMEOUT, trim_cb, NULL, &now) != 0)
+		malloc_trim(0);
+}
+
 /*
  * Verify, apply to the data plane, then persist: the persisted config is always one the
  * data plane took. A refused request changes nothing.
@@ -526,6 +550,8 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	}
 	resp.apply_nanos = clock_mono_nanos() - t0;
 	reply_msg(call, &resp.base);
+	if (cc.verdict == CONFIG_NEW)
+		trim_soon(ctl);
 }
 
 void

@@ -10,7 +10,6 @@
  */
 #include <sys/wait.h>
 
-#include <malloc.h>
 #include <event2/event.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "wgproc.h"
 
 #define SOCKET_WAIT_MS		5000
+#define STATUS_TIMEOUT_MS	2000	/* GetStatus and heartbeats wait at most this */
 
 struct uapi_dp {
 	struct dataplane		 dp;
@@ -47,15 +47,11 @@ struct uapi_dp {
 	char				 detail[128];
 };
 
+/* A connect, not a get: a dump of 10,000 peers can take longer than any short timeout. */
 static bool
 alive(struct uapi_dp *u)
 {
-	struct wg_device *dev = NULL;
-
-	if (uapi_get_timeout(&dev, u->sock, 300) != 0)
-		return false;
-	wg_device_free(dev);
-	return true;
+	return uapi_probe(u->sock) == 0;
 }
 
 static int
@@ -95,8 +91,8 @@ uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_re
 	memset(&want, 0, sizeof(want));
 	if ((rc = ensure_running(u)) != 0 || (rc = wgdp_desired(&want, u->priv, u->awg, cfg)) != 0)
 		goto fail;
-	if ((rc = uapi_get(&cur, u->sock)) != 0 || (rc = uapi_count(&c, cur, &want)) != 0 ||
-	    (rc = uapi_diff(&body, &len, cur, &want)) != 0)
+	if ((rc = uapi_get(&cur, u->sock)) != 0 ||
+	    (rc = uapi_diff_count(&body, &len, &c, cur, &want)) != 0)
 		goto fail;
 	if (len > 0 && (rc = uapi_set(u->sock, body, len)) != 0)
 		goto fail;
@@ -111,8 +107,6 @@ uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_re
 	uapi_body_free(body, len);
 	wg_device_free(cur);
 	wg_desired_clear(&want);
-	/* A big apply leaves megabytes of freed buffers: give them back to the system. */
-	malloc_trim(0);
 	return 0;
 fail:
 	uapi_body_free(body, len);
@@ -176,7 +170,7 @@ uapi_status(struct dataplane *dp, struct dp_status *st)
 	struct uapi_dp *u = dp->ctx;
 	struct wg_device *dev = NULL;
 
-	if (uapi_get_timeout(&dev, u->sock, 300) != 0) {
+	if (uapi_get_flags(&dev, u->sock, STATUS_TIMEOUT_MS, UAPI_F_NO_ALLOWED_IPS) != 0) {
 		memset(st, 0, sizeof(*st));
 		st->health = PHAROS__V1__HEALTH_STATE__HEALTH_STATE_DOWN;
 		snprintf(st->detail, sizeof(st->detail), "%s: %s", u->ifname, err_last());
@@ -225,7 +219,7 @@ uapi_peers(struct dataplane *dp, struct wg_device **out)
 {
 	struct uapi_dp *u = dp->ctx;
 
-	return uapi_get_timeout(out, u->sock, 1000);
+	return uapi_get_flags(out, u->sock, STATUS_TIMEOUT_MS, UAPI_F_NO_ALLOWED_IPS);
 }
 
 /*
@@ -250,9 +244,17 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 	cfg = u->current(u->current_arg);
 	if (u->up && cfg != NULL) {
 		struct wg_device *dev = NULL;
-		if (uapi_get_timeout(&dev, u->sock, 300) == 0) {
-			wgdp_scan(&u->hs, dev, &u->dp);
+		size_t n = 0;
+		if (alive(u)) {
+			/* Alive; a slow or failed read is no reason to restart it. */
+			if (uapi_get_flags(&dev, u->sock, UAPI_TIMEOUT_MS, UAPI_F_NO_ALLOWED_IPS) == 0) {
+				wgdp_scan(&u->hs, dev, &u->dp);
+				n = dev->npeers;
+			} else {
+				log_warnx("buoy: reading %s for handshakes: %s", u->sock, err_last());
+			}
 			wg_device_free(dev);
+			wgdp_after_read(n);
 		} else {
 			u->restarts++;
 			log_warnx("buoy: %s interface=%s is gone; restarting it (restart %u)",

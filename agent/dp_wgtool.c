@@ -20,7 +20,6 @@
 
 #include <event2/event.h>
 #include <limits.h>
-#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +74,9 @@ iface_check(struct wgtool_dp *t)
 	return 0;
 }
 
+/* flags: UAPI_F_NO_ALLOWED_IPS when only handshakes and counters matter. */
 static int
-read_dump(struct wgtool_dp *t, struct wg_device **out)
+read_dump(struct wgtool_dp *t, struct wg_device **out, unsigned flags)
 {
 	const char *argv[] = { t->tool, "show", t->ifname, "dump", NULL };
 	char *text = NULL;
@@ -87,7 +87,7 @@ read_dump(struct wgtool_dp *t, struct wg_device **out)
 	/* The first line carries the private key. */
 	if ((rc = wgproc_run(&text, &len, argv, NULL, 0, WGPROC_F_SECRET)) != 0)
 		return rc;
-	rc = uapi_parse_dump(out, text, len);
+	rc = uapi_parse_dump(out, text, len, flags);
 	sodium_memzero(text, len);
 	free(text);
 	return rc;
@@ -139,7 +139,7 @@ wgtool_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_
 	memset(&want, 0, sizeof(want));
 	if ((rc = iface_check(t)) != 0 ||
 	    (rc = wgdp_desired(&want, t->priv, t->awg, cfg)) != 0 ||
-	    (rc = read_dump(t, &cur)) != 0 || (rc = uapi_count(&c, cur, &want)) != 0 ||
+	    (rc = read_dump(t, &cur, 0)) != 0 || (rc = uapi_count(&c, cur, &want)) != 0 ||
 	    (rc = uapi_conf(&text, &len, &want)) != 0)
 		goto fail;
 	crypto_hash_sha256(hash, (const unsigned char *)text, len);
@@ -164,7 +164,6 @@ wgtool_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_
 	uapi_body_free(text, len);
 	wg_device_free(cur);
 	wg_desired_clear(&want);
-	malloc_trim(0);
 	return 0;
 fail:
 	uapi_body_free(text, len);
@@ -243,7 +242,7 @@ wgtool_status(struct dataplane *dp, struct dp_status *st)
 	struct wgtool_dp *t = dp->ctx;
 	struct wg_device *dev = NULL;
 
-	if (if_nametoindex(t->ifname) == 0 || read_dump(t, &dev) != 0) {
+	if (if_nametoindex(t->ifname) == 0 || read_dump(t, &dev, UAPI_F_NO_ALLOWED_IPS) != 0) {
 		memset(st, 0, sizeof(*st));
 		st->health = PHAROS__V1__HEALTH_STATE__HEALTH_STATE_DOWN;
 		snprintf(st->detail, sizeof(st->detail), "%s: %s", t->ifname,
@@ -257,7 +256,7 @@ wgtool_status(struct dataplane *dp, struct dp_status *st)
 static int
 wgtool_peers(struct dataplane *dp, struct wg_device **out)
 {
-	return read_dump(dp->ctx, out);
+	return read_dump(dp->ctx, out, UAPI_F_NO_ALLOWED_IPS);
 }
 
 /*
@@ -322,10 +321,12 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 			    NULL, NULL, 0, reason);
 		}
 	} else if (t->up) {
-		if (read_dump(t, &dev) == 0) {
+		if (read_dump(t, &dev, UAPI_F_NO_ALLOWED_IPS) == 0) {
+			size_t n = dev->npeers;
 			t->dump_failed = false;
 			wgdp_scan(&t->hs, dev, &t->dp);
 			wg_device_free(dev);
+			wgdp_after_read(n);
 		} else if (!t->dump_failed) {
 			t->dump_failed = true;
 			log_warnx("buoy: interface=%s: %s", t->ifname, err_last());

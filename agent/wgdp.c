@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +11,6 @@
 #include "keys.h"
 #include "wgdp.h"
 #include "wgproc.h"
-
-struct wgdp_seen {
-	uint8_t	key[32];
-	bool	active;
-};
 
 int
 wgdp_load_key(uint8_t priv[32], const char *dir)
@@ -113,6 +109,15 @@ wgdp_status(struct dp_status *st, const struct wg_device *dev, const char *detai
 	snprintf(st->detail, sizeof(st->detail), "%s", detail);
 }
 
+#define TRIM_AFTER_PEERS	1000
+
+void
+wgdp_after_read(size_t npeers)
+{
+	if (npeers >= TRIM_AFTER_PEERS)
+		malloc_trim(0);
+}
+
 void
 wgdp_emit(struct dataplane *dp, int kind, const uint8_t *key, const char *endpoint,
     int64_t handshake_nanos, const char *detail)
@@ -122,7 +127,7 @@ wgdp_emit(struct dataplane *dp, int kind, const uint8_t *key, const char *endpoi
 }
 
 static int
-seen_cmp(const void *a, const void *b)
+key_cmp(const void *a, const void *b)
 {
 	return memcmp(a, b, 32);
 }
@@ -135,53 +140,59 @@ peer_ptr_cmp(const void *a, const void *b)
 	return memcmp((*pa)->public_key, (*pb)->public_key, 32);
 }
 
+/*
+ * Only the peers that are up are remembered (sorted keys): on a node with thousands of
+ * configured devices, a few are connected at a time.
+ */
 void
 wgdp_scan(struct wgdp_hs *hs, const struct wg_device *dev, struct dataplane *dp)
 {
-	struct wgdp_seen *now;
 	const struct wg_peer **byk;
+	uint8_t *up;
 	time_t t = time(NULL);
-	size_t i, j = 0;
+	size_t i, j = 0, n = 0;
 
-	if ((now = calloc(dev->npeers + 1, sizeof(*now))) == NULL ||
-	    (byk = calloc(dev->npeers + 1, sizeof(*byk))) == NULL) {
-		free(now);
+	if ((byk = calloc(dev->npeers + 1, sizeof(*byk))) == NULL)
 		return;
-	}
-	/* The device's peers sorted by key, so both lists walk together. */
 	for (i = 0; i < dev->npeers; i++)
 		byk[i] = &dev->peers[i];
 	qsort(byk, dev->npeers, sizeof(*byk), peer_ptr_cmp);
-	for (i = 0; i < dev->npeers; i++) {
-		memcpy(now[i].key, byk[i]->public_key, 32);
-		now[i].active = byk[i]->last_handshake_sec > 0 &&
-		    t - byk[i]->last_handshake_sec < WGDP_ACTIVE_WINDOW_S;
+	for (i = 0; i < dev->npeers; i++)
+		if (byk[i]->last_handshake_sec > 0 &&
+		    t - byk[i]->last_handshake_sec < WGDP_ACTIVE_WINDOW_S)
+			n++;
+	if ((up = malloc(32 * (n + 1))) == NULL) {
+		free(byk);
+		return;
 	}
+	n = 0;
 	for (i = 0; i < dev->npeers; i++) {
 		const struct wg_peer *p = byk[i];
-		bool was = false;
+		bool now = p->last_handshake_sec > 0 && t - p->last_handshake_sec <
+		    WGDP_ACTIVE_WINDOW_S, was;
 
-		while (j < hs->n && seen_cmp(hs->seen[j].key, now[i].key) < 0)
+		while (j < hs->n && key_cmp(hs->up + 32 * j, p->public_key) < 0)
 			j++;
-		if (j < hs->n && seen_cmp(hs->seen[j].key, now[i].key) == 0)
-			was = hs->seen[j].active;
-		if (was == now[i].active)
+		was = j < hs->n && key_cmp(hs->up + 32 * j, p->public_key) == 0;
+		if (now)
+			memcpy(up + 32 * n++, p->public_key, 32);
+		if (was == now)
 			continue;
-		wgdp_emit(dp, now[i].active ? PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_UP :
-		    PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_DOWN, now[i].key, p->endpoint,
+		wgdp_emit(dp, now ? PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_UP :
+		    PHAROS__V1__EVENT_KIND__EVENT_KIND_HANDSHAKE_DOWN, p->public_key, p->endpoint,
 		    p->last_handshake_sec * 1000000000 + p->last_handshake_nsec, NULL);
 	}
 	free(byk);
-	free(hs->seen);
-	hs->seen = now;
-	hs->n = dev->npeers;
+	free(hs->up);
+	hs->up = up;
+	hs->n = n;
 }
 
 void
 wgdp_hs_free(struct wgdp_hs *hs)
 {
-	free(hs->seen);
-	hs->seen = NULL;
+	free(hs->up);
+	hs->up = NULL;
 	hs->n = 0;
 }
 

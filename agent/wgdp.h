@@ -34,12 +34,18 @@ void	wgdp_status(struct dp_status *, const struct wg_device *dev, const char *de
 
 /* HANDSHAKE_UP / HANDSHAKE_DOWN: a peer is up while its last handshake is < 180 s old. */
 struct wgdp_hs {
-	struct wgdp_seen	*seen;		/* sorted by key */
+	uint8_t			*up;		/* the keys of the peers up, sorted */
 	size_t			 n;
 };
 /* Compare dev with the last scan and report each change through dp->on_event. */
 void	wgdp_scan(struct wgdp_hs *, const struct wg_device *dev, struct dataplane *dp);
 void	wgdp_hs_free(struct wgdp_hs *);
+
+/*
+ * After a read of a big device (the one-second check): give the pages that read took back
+ * to the system, so a node with 10,000 peers does not carry them between reads.
+ */
+void	wgdp_after_read(size_t npeers);
 
 /* dp->on_event, if set. */
 void	wgdp_emit(struct dataplane *dp, int kind, const uint8_t *key, const char *endpoint,

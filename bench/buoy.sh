@@ -80,7 +80,7 @@ for i in $(seq "$RUNS"); do
 	[ "$(count_peers)" = "$PEERS" ] || { echo "buoy apply: $(count_peers) peers" >&2; exit 1; }
 	ms "$t0" "$t1" >>"$tmp/buoy.ms"
 	case $out in *"status 0"*) ;; *) echo "buoy apply: $out" >&2; exit 1 ;; esac
-	grep -o "applied revision=b$serial serial=$serial peers=+$PEERS/-0/~0 in [0-9.]* ms" "$tmp/buoy.log" |
+	grep -o "applied revision=b$serial serial=$serial peers=+$PEERS/-0/~0 users=+0/-0 in [0-9.]* ms" "$tmp/buoy.log" |
 	    awk '{print $(NF-1)}' >>"$tmp/inner.ms"
 	ip netns exec "$NS" wg syncconf "$IF" "$tmp/empty.conf"	# empty
 	t0=$(date +%s%N)

@@ -370,7 +370,7 @@ grow_peers(struct wg_device *d, size_t *cap)
 /* One key=value line of the reply; v is a NUL-terminated copy of the value. */
 static int
 parse_line(struct wg_device *d, size_t *cap, const char *k, size_t kn, const char *v,
-    size_t lineno)
+    size_t lineno, unsigned flags)
 {
 	struct wg_peer *p = d->npeers ? &d->peers[d->npeers - 1] : NULL;
 	uint8_t scratch[UAPI_KEY_LEN];
@@ -453,7 +453,7 @@ parse_line(struct wg_device *d, size_t *cap, const char *k, size_t kn, const cha
 		if (parse_u64(v, 65535, &u) != 0)
 			goto bad;
 		p->keepalive = (int)u;
-	} else if (keyis(k, kn, "allowed_ip")) {
+	} else if (keyis(k, kn, "allowed_ip") && !(flags & UAPI_F_NO_ALLOWED_IPS)) {
 		if ((rc = wg_peer_add_allowed_ip(p, v)) != 0) {
 			if (rc == ERR_INVAL)
 				goto bad;
@@ -466,8 +466,8 @@ bad:
 	return ERR_INVAL;
 }
 
-int
-uapi_parse_get(struct wg_device **out, const char *text, size_t len)
+static int
+parse_get(struct wg_device **out, const char *text, size_t len, unsigned flags)
 {
 	struct wg_device *d;
 	const struct wg_peer **sorted = NULL;
@@ -525,7 +525,7 @@ uapi_parse_get(struct wg_device **out, const char *text, size_t len)
 				goto fail;
 			}
 			seen_errno = true;
-		} else if ((rc = parse_line(d, &cap, p, (size_t)(eq - p), v, lineno)) != 0) {
+		} else if ((rc = parse_line(d, &cap, p, (size_t)(eq - p), v, lineno, flags)) != 0) {
 			goto fail;
 		}
 		p = nl + 1;
@@ -551,6 +551,12 @@ fail:
 	sodium_memzero(v, sizeof(v));
 	wg_device_free(d);
 	return rc;
+}
+
+int
+uapi_parse_get(struct wg_device **out, const char *text, size_t len)
+{
+	return parse_get(out, text, len, 0);
 }
 
 /* ---- the socket ---- */
@@ -681,7 +687,23 @@ read_reply(struct sbuf *sb, int fd, int64_t deadline, const char *path)
 }
 
 int
+uapi_probe(const char *sock_path)
+{
+	int fd, rc;
+
+	if ((rc = uapi_connect(&fd, sock_path)) == 0)
+		close(fd);
+	return rc;
+}
+
+int
 uapi_get_timeout(struct wg_device **out, const char *sock_path, int timeout_ms)
+{
+	return uapi_get_flags(out, sock_path, timeout_ms, 0);
+}
+
+int
+uapi_get_flags(struct wg_device **out, const char *sock_path, int timeout_ms, unsigned flags)
 {
 	struct sbuf sb = { 0 };
 	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : UAPI_TIMEOUT_MS);
@@ -692,7 +714,7 @@ uapi_get_timeout(struct wg_device **out, const char *sock_path, int timeout_ms)
 		return rc;
 	if ((rc = send_all(fd, "get=1\n\n", 7, deadline, sock_path)) == 0 &&
 	    (rc = read_reply(&sb, fd, deadline, sock_path)) == 0)
-		rc = uapi_parse_get(out, sb.p ? sb.p : "", sb.len);
+		rc = parse_get(out, sb.p ? sb.p : "", sb.len, flags);
 	close(fd);
 	sb_wipe(&sb);
 	return rc;
@@ -994,15 +1016,18 @@ peer_changes(struct peer_change *pc, const struct wg_peer *c, const struct wg_pe
 	return 0;
 }
 
+/* *changed set when the peer differs (and was emitted). */
 static int
-emit_changed_peer(struct sbuf *sb, const struct wg_peer *c, const struct wg_peer *w)
+emit_changed_peer(struct sbuf *sb, const struct wg_peer *c, const struct wg_peer *w,
+    bool *changed)
 {
 	struct peer_change pc;
 	int rc;
 
 	if ((rc = peer_changes(&pc, c, w)) != 0)
 		return rc;
-	if (pc.endpoint || pc.keepalive || pc.ips) {
+	*changed = pc.endpoint || pc.keepalive || pc.ips;
+	if (*changed) {
 		emit_key(sb, w->public_key);
 		sb_printf(sb, "update_only=true\n");
 		if (pc.endpoint)
@@ -1033,13 +1058,24 @@ int
 uapi_diff(char **body, size_t *len, const struct wg_device *cur,
     const struct wg_desired *want)
 {
+	struct uapi_counts c;
+
+	return uapi_diff_count(body, len, &c, cur, want);
+}
+
+int
+uapi_diff_count(char **body, size_t *len, struct uapi_counts *counts,
+    const struct wg_device *cur, const struct wg_desired *want)
+{
 	struct sbuf sb = { 0 };
 	const struct wg_peer **cv = NULL, **wv = NULL, *other;
 	size_t i;
+	bool changed = false;
 	int rc;
 
 	*body = NULL;
 	*len = 0;
+	memset(counts, 0, sizeof(*counts));
 	if ((rc = check_desired(want)) != 0)
 		return rc;
 	if ((rc = sorted_peers(&cv, cur->peers, cur->npeers, "the device")) != 0 ||
@@ -1052,14 +1088,19 @@ uapi_diff(char **body, size_t *len, const struct wg_device *cur,
 		if (find_peer(wv, want->npeers, cv[i]) == NULL) {
 			emit_key(&sb, cv[i]->public_key);
 			sb_printf(&sb, "remove=true\n");
+			counts->removed++;
 		}
 	}
 	for (i = 0; i < want->npeers && rc == 0; i++)
-		if (find_peer(cv, cur->npeers, wv[i]) == NULL)
+		if (find_peer(cv, cur->npeers, wv[i]) == NULL) {
 			rc = emit_new_peer(&sb, wv[i]);
+			counts->added++;
+		}
 	for (i = 0; i < want->npeers && rc == 0; i++)
-		if ((other = find_peer(cv, cur->npeers, wv[i])) != NULL)
-			rc = emit_changed_peer(&sb, other, wv[i]);
+		if ((other = find_peer(cv, cur->npeers, wv[i])) != NULL) {
+			rc = emit_changed_peer(&sb, other, wv[i], &changed);
+			counts->changed += changed;
+		}
 	if (rc == 0)
 		rc = sb.rc;
 	if (rc == 0) {
@@ -1232,7 +1273,8 @@ dump_copy(char *buf, size_t bufsz, const char *f, size_t n)
 }
 
 static int
-dump_peer(struct wg_device *d, size_t *cap, const char *p, const char *end, size_t lineno)
+dump_peer(struct wg_device *d, size_t *cap, const char *p, const char *end, size_t lineno,
+    unsigned flags)
 {
 	struct wg_peer *w;
 	const char *f, *c, *comma;
@@ -1250,7 +1292,7 @@ dump_peer(struct wg_device *d, size_t *cap, const char *p, const char *end, size
 			goto bad;
 		if (field == 3) {
 			/* Allowed IPs: "a/n,b/m" or "(none)"; the list may be long. */
-			if (n == 6 && memcmp(f, "(none)", 6) == 0)
+			if ((n == 6 && memcmp(f, "(none)", 6) == 0) || (flags & UAPI_F_NO_ALLOWED_IPS))
 				continue;
 			for (c = f; c < f + n; c = comma + 1) {
 				if ((comma = memchr(c, ',', (size_t)(f + n - c))) == NULL)
@@ -1314,7 +1356,7 @@ fail:
 }
 
 int
-uapi_parse_dump(struct wg_device **out, const char *text, size_t len)
+uapi_parse_dump(struct wg_device **out, const char *text, size_t len, unsigned flags)
 {
 	struct wg_device *d;
 	const struct wg_peer **sorted = NULL;
@@ -1339,7 +1381,7 @@ uapi_parse_dump(struct wg_device **out, const char *text, size_t len)
 			continue;
 		}
 		if (iface) {
-			if ((rc = dump_peer(d, &cap, p, nl, lineno)) != 0)
+			if ((rc = dump_peer(d, &cap, p, nl, lineno, flags)) != 0)
 				goto fail;
 			p = nl + 1;
 			continue;

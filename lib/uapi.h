@@ -74,9 +74,21 @@ void	wg_device_free(struct wg_device *);
 /* Wipe the private key, free peers, i[] strings; leaves *d zeroed. NULL-safe. */
 void	wg_desired_clear(struct wg_desired *);
 
+/*
+ * Something accepts connections on sock_path: the implementation runs. Cheap whatever
+ * the number of peers, unlike a get (a dump of 10,000 peers takes a while).
+ */
+int	uapi_probe(const char *sock_path);
 /* "get=1": the device behind sock_path; *out is the caller's (wg_device_free). */
 int	uapi_get(struct wg_device **out, const char *sock_path);
 int	uapi_get_timeout(struct wg_device **out, const char *sock_path, int timeout_ms);
+/*
+ * Skip the peers' allowed IPs (n_allowed 0): for reading handshakes and counters, which
+ * on a device of 10,000 peers saves two small allocations a peer on every read.
+ */
+#define UAPI_F_NO_ALLOWED_IPS	(1U << 0)
+int	uapi_get_flags(struct wg_device **out, const char *sock_path, int timeout_ms,
+	    unsigned flags);
 /*
  * Parse a get reply (the lines, "errno=N" and the blank line). Unknown keys are skipped
  * (AWG device keys, newer versions); bad syntax, bad values, peer keys before the first
@@ -101,6 +113,9 @@ struct uapi_counts {
 };
 int	uapi_count(struct uapi_counts *, const struct wg_device *cur,
 	    const struct wg_desired *want);
+/* uapi_diff() and uapi_count() in one pass. */
+int	uapi_diff_count(char **body, size_t *len, struct uapi_counts *,
+	    const struct wg_device *cur, const struct wg_desired *want);
 
 /*
  * want as wg(8) configuration text, for `wg syncconf IF /dev/stdin` (or `awg`): an
@@ -117,9 +132,10 @@ int	uapi_conf(char **text, size_t *len, const struct wg_desired *want);
  * "(none)", public key, listen port, then fields that differ between wg and awg, ignored)
  * and a line per peer (public key, preshared key (not kept), endpoint or "(none)",
  * allowed IPs "a,b" or "(none)", latest handshake in seconds, rx, tx, keepalive or "off";
- * later fields ignored). Handshake nanoseconds are 0: dump has seconds only.
+ * later fields ignored). Handshake nanoseconds are 0: dump has seconds only. flags:
+ * UAPI_F_NO_ALLOWED_IPS or 0.
  */
-int	uapi_parse_dump(struct wg_device **out, const char *text, size_t len);
+int	uapi_parse_dump(struct wg_device **out, const char *text, size_t len, unsigned flags);
 
 /* Key text: 64 lowercase hex digits (UAPI) or 44 characters of standard base64 (wg). */
 int	uapi_key_from_hex(uint8_t key[UAPI_KEY_LEN], const char *hex, size_t len);

@@ -2,7 +2,9 @@
 /*
  * libFuzzer target for the UAPI get-reply parser, then a diff of whatever parsed against
  * a fixed desired state (and against itself turned into a desired state, which must be
- * empty apart from the device keys). Includes uapi.c so its statics are fuzzed too.
+ * empty apart from the device keys). The same bytes go to the `wg show dump` parser
+ * (with and without allowed IPs); what it parses is counted against itself (nothing may
+ * differ) and written as wg(8) config text. Includes uapi.c so its statics are fuzzed too.
  */
 #include <assert.h>
 
@@ -26,6 +28,39 @@ fixed_want(struct wg_desired *w, struct wg_peer *peers)
 	w->npeers = 2;
 }
 
+/* The dump parser on the same bytes. */
+static void
+fuzz_dump(const uint8_t *data, size_t size)
+{
+	struct wg_device *d = NULL;
+	struct wg_desired w;
+	struct uapi_counts c;
+	char *text = NULL;
+	size_t len = 0;
+
+	if (uapi_parse_dump(&d, (const char *)data, size, UAPI_F_NO_ALLOWED_IPS) == 0) {
+		assert(d != NULL);
+		wg_device_free(d);
+		d = NULL;
+	}
+	if (uapi_parse_dump(&d, (const char *)data, size, 0) != 0) {
+		assert(d == NULL);
+		return;
+	}
+	memset(&w, 0, sizeof(w));
+	memcpy(w.private_key, d->private_key, 32);
+	w.listen_port = d->listen_port;
+	w.peers = d->peers;
+	w.npeers = d->npeers;
+	if (uapi_count(&c, d, &w) == 0)
+		assert(c.added == 0 && c.removed == 0);
+	if (uapi_conf(&text, &len, &w) == 0) {
+		assert(strlen(text) == len);
+		uapi_body_free(text, len);
+	}
+	wg_device_free(d);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -35,6 +70,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *body = NULL;
 	size_t len = 0, i;
 
+	fuzz_dump(data, size);
 	if (uapi_parse_get(&d, (const char *)data, size) != 0) {
 		assert(d == NULL);
 		return 0;

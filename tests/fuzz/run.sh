@@ -38,9 +38,10 @@ printf '\x03\x00\x00\x00\x00\x05hello\x00\x00\x00\x00\x00' >"$tmp/corpus-wire/tw
 printf '\x01\x00\x00\x00\x04\x01' >"$tmp/corpus-wire/toobig"
 printf '\x00%%C3%%9Cber%%20%%zz 1S' >"$tmp/corpus-wire/pct"
 
-# Seeds for fuzz_uapi: a realistic get reply.
+# Seeds for fuzz_uapi: a realistic get reply, and a `wg show dump`.
 mkdir -p "$tmp/corpus-uapi"
 printf 'private_key=%064d\nlisten_port=51820\npublic_key=%064d\nendpoint=192.0.2.1:51820\nlast_handshake_time_sec=1700000000\nlast_handshake_time_nsec=5\ntx_bytes=10\nrx_bytes=20\npersistent_keepalive_interval=25\nallowed_ip=10.64.0.2/32\nerrno=0\n\n' 1 2 >"$tmp/corpus-uapi/get"
+printf 'SEhISEhISEhISEhISEhISEhISEhISEhISEhISEhISEg=\tzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMw=\t51820\toff\nqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqo=\t(none)\t192.0.2.10:51820\t10.64.0.2/32,fd00:64::2/128\t1700000000\t20\t10\t25\n' >"$tmp/corpus-uapi/dump"
 
 for t in build/fuzz/fuzz_*; do
 	[ -x "$t" ] || continue

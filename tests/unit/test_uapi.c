@@ -204,7 +204,7 @@ wgtool_tests(const struct wg_device *d)
 	wg_desired_clear(&w);
 
 	/* ---- wg show dump ---- */
-	rc = uapi_parse_dump(&e, dump, strlen(dump));
+	rc = uapi_parse_dump(&e, dump, strlen(dump), 0);
 	T_OK(rc == 0 && e != NULL, "dump: parses (%s)", rc ? err_last() : "ok");
 	if (e != NULL) {
 		T_OK(e->has_private_key && memcmp(e->private_key, d->private_key, 32) == 0 &&
@@ -225,9 +225,14 @@ wgtool_tests(const struct wg_device *d)
 	}
 	wg_device_free(e);
 	e = NULL;
+	T_OK(uapi_parse_dump(&e, dump, strlen(dump), UAPI_F_NO_ALLOWED_IPS) == 0 && e != NULL &&
+	    e->npeers == 2 && e->peers[0].n_allowed == 0 && e->peers[1].n_allowed == 0 &&
+	    e->peers[1].last_handshake_sec == 1700000000, "dump without allowed IPs");
+	wg_device_free(e);
+	e = NULL;
 	text = "(none)\t(none)\t0\t0\t0\t0\t0\t0\t(null)\t(null)\n"
 	    KA_B64 "\t(none)\t(none)\t(none)\t0\t0\t0\toff\ton\n";
-	T_OK(uapi_parse_dump(&e, text, strlen(text)) == 0 && e != NULL && !e->has_private_key && e->npeers == 1 && e->peers[0].n_allowed == 0,
+	T_OK(uapi_parse_dump(&e, text, strlen(text), 0) == 0 && e != NULL && !e->has_private_key && e->npeers == 1 && e->peers[0].n_allowed == 0,
 	    "dump: awg's longer lines, no key, no allowed IPs (%s)", err_last());
 	wg_device_free(e);
 	{
@@ -246,7 +251,7 @@ wgtool_tests(const struct wg_device *d)
 		size_t i;
 		for (i = 0; i < sizeof(bad_dumps) / sizeof(bad_dumps[0]); i++) {
 			e = NULL;
-			rc = uapi_parse_dump(&e, bad_dumps[i], strlen(bad_dumps[i]));
+			rc = uapi_parse_dump(&e, bad_dumps[i], strlen(bad_dumps[i]), 0);
 			T_OK(rc == ERR_INVAL && e == NULL, "dump refuses #%zu (%s)", i, err_last());
 		}
 	}
@@ -257,6 +262,10 @@ wgtool_tests(const struct wg_device *d)
 	w.peers[0].keepalive = 5;					/* A changed */
 	T_OK(uapi_count(&c, d, &w) == 0 && c.added == 1 && c.removed == 1 && c.changed == 1,
 	    "count: one added, one removed, one changed");
+	memset(&c, 0xff, sizeof(c));
+	T_OK(uapi_diff_count(&text, &len, &c, d, &w) == 0 && c.added == 1 && c.removed == 1 &&
+	    c.changed == 1, "diff_count: the same counts");
+	uapi_body_free(text, len);
 	wg_desired_clear(&w);
 }
 
