@@ -146,7 +146,12 @@ struct upstream {
 	char			 url[512];
 	unsigned		 interval_ms;
 	struct event		*ev_timer, *ev_done;
-	pthread_t		 th;
+	pthread_t		 th;		/* the one fetch thread */
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cv;
+	bool			 started, want, quit;
+	struct git_repository	*repo;		/* the worker's own, kept between fetches */
+	struct git_remote	*remote;
 	int			 rc;
 	char			 err[256];
 	unsigned		 failures, tries;

@@ -34,12 +34,16 @@ creds(git_credential **out, const char *url, const char *user, unsigned int allo
 	return GIT_PASSTHROUGH;
 }
 
-static void *
-fetch_main(void *arg)
+/*
+ * The repository and the remote are opened once, by the worker, and kept; the remote is
+ * an anonymous one for the configured URL, with no url.*.insteadOf rewriting. libgit2 1.5
+ * (Debian 12) leaks a PCRE2 match block on each config regex search that does not match
+ * (fixed upstream in libgit2 PR #6382); git_remote_lookup() and the insteadOf rewrite do
+ * such searches, and a lookup per fetch leaked ~60 KB each time.
+ */
+static void
+fetch_once(struct upstream *u)
 {
-	struct upstream *u = arg;
-	git_repository *repo = NULL;
-	git_remote *remote = NULL;
 	git_fetch_options fo;
 	char spec[2 * 192 + 8], *specs[] = { spec };
 	git_strarray refspecs = { specs, 1 };
@@ -52,16 +56,46 @@ fetch_main(void *arg)
 	fo.prune = GIT_FETCH_NO_PRUNE;
 	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	u->tries = 0;
-	u->rc = git_repository_open_bare(&repo, u->c->gitdir);
+	u->rc = 0;
+	if (u->repo == NULL)
+		u->rc = git_repository_open_bare(&u->repo, u->c->gitdir);
+	if (u->rc == 0 && u->remote == NULL) {
+		git_remote_create_options ro;
+
+		git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+		ro.repository = u->repo;
+		ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF |
+		    GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+		u->rc = git_remote_create_with_opts(&u->remote, u->url, &ro);
+	}
 	if (u->rc == 0)
-		u->rc = git_remote_lookup(&remote, repo, "upstream");
-	if (u->rc == 0)
-		u->rc = git_remote_fetch(remote, &refspecs, &fo, "cox: fetch upstream");
+		u->rc = git_remote_fetch(u->remote, &refspecs, &fo, "cox: fetch upstream");
 	if (u->rc != 0 && (e = git_error_last()) != NULL)
 		snprintf(u->err, sizeof(u->err), "%s", e->message);
-	git_remote_free(remote);
-	git_repository_free(repo);
-	event_active(u->ev_done, EV_READ, 0);
+}
+
+static void *
+fetch_main(void *arg)
+{
+	struct upstream *u = arg;
+
+	pthread_mutex_lock(&u->mu);
+	for (;;) {
+		while (!u->quit && !u->want)
+			pthread_cond_wait(&u->cv, &u->mu);
+		if (u->quit)
+			break;
+		u->want = false;
+		pthread_mutex_unlock(&u->mu);
+		fetch_once(u);
+		event_active(u->ev_done, EV_READ, 0);
+		pthread_mutex_lock(&u->mu);
+	}
+	pthread_mutex_unlock(&u->mu);
+	git_remote_free(u->remote);
+	git_repository_free(u->repo);
+	u->remote = NULL;
+	u->repo = NULL;
 	return NULL;
 }
 
@@ -84,12 +118,11 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	if (u->running)
 		return;
 	u->err[0] = '\0';
-	if (pthread_create(&u->th, NULL, fetch_main, u) != 0) {
-		log_warnx("upstream: cannot start a fetch thread");
-		schedule(u);
-		return;
-	}
 	u->running = true;
+	pthread_mutex_lock(&u->mu);
+	u->want = true;
+	pthread_cond_signal(&u->cv);
+	pthread_mutex_unlock(&u->mu);
 }
 
 static void
@@ -99,7 +132,6 @@ on_done(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	pthread_join(u->th, NULL);
 	u->running = false;
 	if (u->rc != 0) {
 		u->failures++;
@@ -117,19 +149,23 @@ on_done(evutil_socket_t fd, short what, void *arg)
 int
 upstream_start(struct upstream *u, struct ctl *c, unsigned interval_ms)
 {
-	git_remote *remote = NULL;
-	const char *url;
+	git_config *cfg = NULL;
+	git_buf url = { 0 };
 	uint8_t *key = NULL, *pub = NULL;
 	size_t klen = 0, plen = 0;
 
 	memset(u, 0, sizeof(*u));
 	u->c = c;
 	u->interval_ms = interval_ms;
-	if (git_remote_lookup(&remote, c->repo, "upstream") != 0)
+	/* A plain config read: a remote lookup would search the config with regexes. */
+	if (git_repository_config_snapshot(&cfg, c->repo) != 0 ||
+	    git_config_get_string_buf(&url, cfg, "remote.upstream.url") != 0) {
+		git_config_free(cfg);
 		return 0;		/* no forge: pushes go to fleet.git directly */
-	url = git_remote_url(remote);
-	snprintf(u->url, sizeof(u->url), "%s", url != NULL ? url : "?");
-	git_remote_free(remote);
+	}
+	snprintf(u->url, sizeof(u->url), "%s", url.ptr);
+	git_buf_dispose(&url);
+	git_config_free(cfg);
 	if (state_secret_get(c->st, "ssh.key", &key, &klen) == 0 &&
 	    state_secret_get(c->st, "ssh.pub", &pub, &plen) == 0 &&
 	    (u->ssh_key = sodium_malloc(klen + 1)) != NULL) {
@@ -147,6 +183,12 @@ upstream_start(struct upstream *u, struct ctl *c, unsigned interval_ms)
 		err_set("out of memory");
 		return -1;
 	}
+	if (pthread_mutex_init(&u->mu, NULL) != 0 || pthread_cond_init(&u->cv, NULL) != 0 ||
+	    pthread_create(&u->th, NULL, fetch_main, u) != 0) {
+		err_set("upstream: cannot start the fetch thread");
+		return -1;
+	}
+	u->started = true;
 	u->enabled = true;
 	log_info("upstream: fetching %s %s every ~%us into fleet.git", u->url, c->refname,
 	    interval_ms / 1000);
@@ -158,9 +200,16 @@ upstream_start(struct upstream *u, struct ctl *c, unsigned interval_ms)
 void
 upstream_stop(struct upstream *u)
 {
-	if (u->running)
+	if (u->started) {
+		/* A fetch in progress finishes first (git offers no way to abort it). */
+		pthread_mutex_lock(&u->mu);
+		u->quit = true;
+		pthread_cond_signal(&u->cv);
+		pthread_mutex_unlock(&u->mu);
 		pthread_join(u->th, NULL);
-	u->running = false;
+		pthread_mutex_destroy(&u->mu);
+		pthread_cond_destroy(&u->cv);
+	}
 	if (u->ev_timer != NULL)
 		event_free(u->ev_timer);
 	if (u->ev_done != NULL)

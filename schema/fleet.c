@@ -1011,8 +1011,8 @@ fleet_find_node(const struct fleet *f, const char *name)
 	return NULL;
 }
 
-struct user *
-fleet_find_user(const struct fleet *f, const char *name)
+size_t
+fleet_user_index(const struct fleet *f, const char *name)
 {
 	size_t lo = 0, hi = f->nusers;
 
@@ -1021,11 +1021,19 @@ fleet_find_user(const struct fleet *f, const char *name)
 		int c = strcmp(name, f->users[mid]->name);
 
 		if (c == 0)
-			return f->users[mid];
+			return mid;
 		if (c < 0)
 			hi = mid;
 		else
 			lo = mid + 1;
 	}
-	return NULL;
+	return SIZE_MAX;
+}
+
+struct user *
+fleet_find_user(const struct fleet *f, const char *name)
+{
+	size_t i = fleet_user_index(f, name);
+
+	return i == SIZE_MAX ? NULL : f->users[i];
 }

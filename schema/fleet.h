@@ -214,6 +214,8 @@ void	 fleet_validate(struct fleet *f, struct diag *d);
 void	 fleet_node_awg(const struct fleet *f, const struct node *n, struct awg_params *out);
 struct node *fleet_find_node(const struct fleet *, const char *name);
 struct user *fleet_find_user(const struct fleet *, const char *name);
+/* The index of a user in f->users (sorted by name), or SIZE_MAX. */
+size_t	 fleet_user_index(const struct fleet *, const char *name);
 /*
  * Access-rule selectors, as the validator reads them (docs/DESIGN.md §2.5): users by name,
  * "*", "role:admin" or "role:user"; nodes by name, "*" or "region:<r>", and only if the

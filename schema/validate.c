@@ -972,7 +972,7 @@ warn_uncovered(struct ctx *c, const struct rule *rules)
 	for (i = 0; i < f->access.n; i++)
 		for (j = 0; j < rules[i].users.n; j++) {
 			const char *s = FLIST_STR(rules[i].users, j).v;
-			size_t lo = 0, hi = f->nusers;
+			size_t k;
 
 			if (strcmp(s, "*") == 0)
 				all = true;
@@ -980,20 +980,8 @@ warn_uncovered(struct ctx *c, const struct rule *rules)
 				admins = true;
 			else if (strcmp(s, "role:user") == 0)
 				plain = true;
-			else
-				while (lo < hi) {
-					size_t mid = lo + (hi - lo) / 2;
-					int r = strcmp(s, f->users[mid]->name);
-
-					if (r == 0) {
-						cov[mid] = true;
-						break;
-					}
-					if (r < 0)
-						hi = mid;
-					else
-						lo = mid + 1;
-				}
+			else if ((k = fleet_user_index(f, s)) != SIZE_MAX)
+				cov[k] = true;
 		}
 	for (i = 0; i < f->nusers && !all; i++) {
 		struct user *u = f->users[i];
