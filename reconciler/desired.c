@@ -1433,11 +1433,10 @@ h_text(struct arena *a, uint32_t lo, uint32_t hi)
 static int
 obfuscation(struct ctx *c, const struct awg_params *p, Pharos__V1__AwgObfuscation *o)
 {
-	static const Pharos__V1__AwgObfuscation o0 = PHAROS__V1__AWG_OBFUSCATION__INIT;
 	char **h[4], **iv[5];
 	int i;
 
-	*o = o0;
+	pharos__v1__awg_obfuscation__init(o);
 	o->jc = (uint32_t)p->jc;
 	o->jmin = (uint32_t)p->jmin;
 	o->jmax = (uint32_t)p->jmax;
@@ -1523,19 +1522,15 @@ static int
 pack_node(struct ctx *c, uint32_t ni, const struct end *ends, size_t nends,
     const struct rt *rts, size_t nrts, struct desired_node *dn)
 {
-	static const Pharos__V1__AwgInterface awg0 = PHAROS__V1__AWG_INTERFACE__INIT;
-	static const Pharos__V1__Reality rx0 = PHAROS__V1__REALITY__INIT;
-	static const Pharos__V1__CascadeLink cl0 = PHAROS__V1__CASCADE_LINK__INIT;
-	static const Pharos__V1__CascadeRoute cr0 = PHAROS__V1__CASCADE_ROUTE__INIT;
 	static char *const dns_default[] = { UNCONST("1.1.1.1"), UNCONST("1.0.0.1") };
 	static char *const any[] = { UNCONST("0.0.0.0/0"), UNCONST("::/0") };
 	const struct fleet *f = c->f;
 	const struct nd *d = &c->nodes[ni];
 	const struct node *n = d->n;
-	Pharos__V1__NodeConfig cfg = PHAROS__V1__NODE_CONFIG__INIT;
-	Pharos__V1__AwgInterface awg = awg0;
+	Pharos__V1__NodeConfig cfg;
+	Pharos__V1__AwgInterface awg;
 	Pharos__V1__AwgObfuscation obf;
-	Pharos__V1__Reality rx = rx0;
+	Pharos__V1__Reality rx;
 	Pharos__V1__Role roles[2];
 	Pharos__V1__CascadeLink *cl = NULL, **clp = NULL;
 	Pharos__V1__CascadeRoute *cr = NULL, **crp = NULL;
@@ -1543,6 +1538,9 @@ pack_node(struct ctx *c, uint32_t ni, const struct end *ends, size_t nends,
 	size_t i, nroles = 0;
 	int rc = ERR_NOMEM;
 
+	pharos__v1__node_config__init(&cfg);
+	pharos__v1__awg_interface__init(&awg);
+	pharos__v1__reality__init(&rx);
 	cfg.fleet_id = UNCONST(f->fleet.id.v != NULL ? f->fleet.id.v : "");
 	cfg.node = UNCONST(n->name);
 	if (n->roles_mask & ROLE_ENTRY)
@@ -1630,7 +1628,7 @@ pack_node(struct ctx *c, uint32_t ni, const struct end *ends, size_t nends,
 		uint32_t other = dial ? l->acc : l->dial;
 		int side = dial ? 0 : 1;
 
-		cl[i] = cl0;
+		pharos__v1__cascade_link__init(&cl[i]);
 		clp[i] = &cl[i];
 		cl[i].name = l->name;
 		cl[i].peer_node = UNCONST(c->nodes[other].n->name);
@@ -1673,7 +1671,7 @@ pack_node(struct ctx *c, uint32_t ni, const struct end *ends, size_t nends,
 	for (i = 0; i < nrts; i++) {
 		const struct rt *r = &rts[i];
 
-		cr[i] = cr0;
+		pharos__v1__cascade_route__init(&cr[i]);
 		crp[i] = &cr[i];
 		cr[i].rule = UNCONST(c->rules[r->rule].name);
 		if (r->klass == RT_LINK) {
@@ -1899,10 +1897,11 @@ int
 desired_stamp(const struct desired_node *dn, const char *revision, uint64_t serial,
     int64_t issued_unix, uint8_t **out, size_t *len)
 {
-	Pharos__V1__NodeConfig st = PHAROS__V1__NODE_CONFIG__INIT;
+	Pharos__V1__NodeConfig st;
 	size_t n;
 	int rc;
 
+	pharos__v1__node_config__init(&st);
 	*out = NULL;
 	*len = 0;
 	st.revision = UNCONST(revision != NULL ? revision : "");

@@ -545,12 +545,13 @@ static void
 obf_diff(struct plan *p, struct items *it, const char *pfx, const Pharos__V1__AwgObfuscation *a,
     const Pharos__V1__AwgObfuscation *b)
 {
-	static const Pharos__V1__AwgObfuscation none = PHAROS__V1__AWG_OBFUSCATION__INIT;
+	Pharos__V1__AwgObfuscation none;
 	const char *sa[9], *sb[9];
 	static const char *const sn[9] = { "h1", "h2", "h3", "h4", "i1", "i2", "i3", "i4", "i5" };
 	char name[64];
 	int i;
 
+	pharos__v1__awg_obfuscation__init(&none);
 	if (a == NULL)
 		a = &none;
 	if (b == NULL)

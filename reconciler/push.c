@@ -360,12 +360,13 @@ static void
 start_push(struct cnode *n)
 {
 	struct ctl *c = n->ctl;
-	Pharos__V1__ApplyConfigRequest req = PHAROS__V1__APPLY_CONFIG_REQUEST__INIT;
+	Pharos__V1__ApplyConfigRequest req;
 	uint8_t *cfg = NULL, *buf = NULL, sig[crypto_sign_BYTES];
 	size_t cfglen, len;
 	uint64_t serial;
 	struct push_ctx *pc = NULL;
 
+	pharos__v1__apply_config_request__init(&req);
 	serial = n->db.sent_serial > n->rep_serial ? n->db.sent_serial : n->rep_serial;
 	serial++;
 	if (desired_stamp(n->want, n->want_rev, serial, clock_unix_nanos() / 1000000000,
@@ -542,12 +543,13 @@ on_watch_timer(evutil_socket_t fd, short what, void *arg)
 static void
 start_watch(struct cnode *n)
 {
-	Pharos__V1__WatchEventsRequest req = PHAROS__V1__WATCH_EVENTS_REQUEST__INIT;
+	Pharos__V1__WatchEventsRequest req;
 	uint8_t buf[64];
 	size_t len;
 
 	if (n->watch_call != NULL || n->ch == NULL)
 		return;
+	pharos__v1__watch_events_request__init(&req);
 	req.since_seq = n->ev_seq;
 	len = pharos__v1__watch_events_request__pack(&req, buf);
 	n->watch_call = grpc_channel_call(n->ch, RPC("WatchEvents"), buf, len, 0,
@@ -633,12 +635,13 @@ hs_done(void *arg, int status, const char *message)
 void
 cnode_sweep(struct cnode *n)
 {
-	Pharos__V1__GetHandshakesRequest req = PHAROS__V1__GET_HANDSHAKES_REQUEST__INIT;
+	Pharos__V1__GetHandshakesRequest req;
 	uint8_t buf[16];
 	size_t len;
 
 	if (n->phase != CN_SYNCED || n->hs_call != NULL || n->ch == NULL)
 		return;
+	pharos__v1__get_handshakes_request__init(&req);
 	len = pharos__v1__get_handshakes_request__pack(&req, buf);
 	n->hs_call = grpc_channel_call(n->ch, RPC("GetHandshakes"), buf, len, 10000, 0,
 	    hs_msg, hs_done, n);
