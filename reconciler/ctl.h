@@ -47,6 +47,7 @@ struct load_result {
 	bool		 io_error;	/* the revision could not be read at all (errors says why) */
 	int64_t		 load_ns;
 	int64_t		 read_ns, validate_ns, build_ns;	/* parts of load_ns */
+	size_t		 reused;	/* files whose records came from the previous read */
 	/* addresses the address pool handed out for this revision, to persist */
 	struct load_addr {
 		uint8_t	key[32];
@@ -73,6 +74,7 @@ struct loader {
 	char		 gitdir[PATH_MAX + 16];
 	struct ipam	*ipam;
 	char		 ipam_pool[128];
+	struct fleet	*prev;		/* the last fleet read: fleet_load_reuse() */
 };
 
 int	 loader_start(struct loader *, struct ctl *);

@@ -712,7 +712,7 @@ out:
 static int
 index_rules(struct ctx *c)
 {
-	size_t i, j;
+	size_t i, j, w;
 
 	if (c->nr == 0)
 		return 0;
@@ -722,20 +722,27 @@ index_rules(struct ctx *c)
 		return nomem();
 	for (i = 0; i < c->ndev; i++)
 		c->email_pos[c->by_email[i]] = (uint32_t)i;
+	/* Two passes over the devices, each visiting only its user's rule bits: count, fill. */
+	for (i = 0; i < c->ndev; i++) {
+		const uint64_t *ur = &c->urules[c->devs[i].user * c->rw];
+		for (w = 0; w < c->rw; w++)
+			for (uint64_t b = ur[w]; b != 0; b &= b - 1)
+				c->nrdev[w * 64 + (size_t)__builtin_ctzll(b)]++;
+	}
 	for (j = 0; j < c->nr; j++) {
-		uint64_t bit = 1ULL << (j % 64);
-		size_t w = j / 64, n = 0;
-
-		for (i = 0; i < c->ndev; i++)
-			if (c->urules[c->devs[i].user * c->rw + w] & bit)
-				n++;
-		if (n == 0)
+		if (c->nrdev[j] == 0)
 			continue;
-		if ((c->rdev[j] = malloc(n * sizeof(**c->rdev))) == NULL)
+		if ((c->rdev[j] = malloc(c->nrdev[j] * sizeof(**c->rdev))) == NULL)
 			return nomem();
-		for (i = 0; i < c->ndev; i++)
-			if (c->urules[c->devs[i].user * c->rw + w] & bit)
+		c->nrdev[j] = 0;
+	}
+	for (i = 0; i < c->ndev; i++) {
+		const uint64_t *ur = &c->urules[c->devs[i].user * c->rw];
+		for (w = 0; w < c->rw; w++)
+			for (uint64_t b = ur[w]; b != 0; b &= b - 1) {
+				j = w * 64 + (size_t)__builtin_ctzll(b);
 				c->rdev[j][c->nrdev[j]++] = (uint32_t)i;
+			}
 	}
 	return 0;
 }

@@ -157,8 +157,9 @@ load(struct loader *l, const char *rev, struct node_key *keys, size_t nkeys)
 	snprintf(r->rev, sizeof(r->rev), "%s", rev);
 	commit_author(l->gitdir, rev, r->author, sizeof(r->author));
 	diag_init(&d);
+	/* Files unchanged since the last revision read keep their decoded records. */
 	if (source_open_git(&r->src, l->gitdir, rev) != 0 ||
-	    fleet_load(&r->fleet, r->src, &d) != 0) {
+	    fleet_load_reuse(&r->fleet, r->src, &d, l->prev) != 0) {
 		r->io_error = true;
 		if (asprintf(&r->errors, "%s: %s\n", rev, err_last()) < 0)
 			r->errors = NULL;
@@ -166,6 +167,9 @@ load(struct loader *l, const char *rev, struct node_key *keys, size_t nkeys)
 		goto out;
 	}
 	r->read_ns = clock_mono_nanos() - t0;
+	r->reused = r->fleet->reused;
+	fleet_free(l->prev);
+	l->prev = fleet_ref(r->fleet);
 	fleet_validate(r->fleet, &d);
 	r->validate_ns = clock_mono_nanos() - t0 - r->read_ns;
 	if (d.nerr > 0) {
@@ -310,6 +314,8 @@ loader_stop(struct loader *l)
 	l->job_keys = NULL;
 	ipam_free(l->ipam);
 	l->ipam = NULL;
+	fleet_free(l->prev);
+	l->prev = NULL;
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	l->started = false;

@@ -316,10 +316,10 @@ on_loaded(evutil_socket_t fd, short what, void *arg)
 		    r->author, r->desired->n, (double)r->load_ns / 1e6);
 	}
 	log_info("revision %s rev=%.12s nodes=%zu devices=%zu load_ms=%.1f (read %.1f, "
-	    "validate %.1f, build %.1f) new_addresses=%zu", same ? "re-planned" : "applied",
-	    r->rev, r->desired->n, r->fleet->ndevices, (double)r->load_ns / 1e6,
-	    (double)r->read_ns / 1e6, (double)r->validate_ns / 1e6, (double)r->build_ns / 1e6,
-	    r->naddrs);
+	    "validate %.1f, build %.1f) files_reused=%zu new_addresses=%zu",
+	    same ? "re-planned" : "applied", r->rev, r->desired->n, r->fleet->ndevices,
+	    (double)r->load_ns / 1e6, (double)r->read_ns / 1e6, (double)r->validate_ns / 1e6,
+	    (double)r->build_ns / 1e6, r->reused, r->naddrs);
 	memcpy(c->applied_rev, r->rev, sizeof(c->applied_rev));
 	{
 		/* The sweep period comes from the fleet (reconcile.sweep / preset). */

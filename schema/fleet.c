@@ -661,11 +661,13 @@ record_name(struct arena *a, const char *rel)
 	return arena_strndup(a, base, (size_t)(dot - base));
 }
 
+/* REC_NONE: no record (yet); a file taken from the previous fleet is never REC_NONE. */
 enum { REC_NONE, REC_FLEET, REC_NODE, REC_RELAY, REC_USER };
 
 /* What one file decoded to; slots are indexed by file so records keep path order. */
 struct slot {
 	int	 kind;
+	bool	 noisy;		/* the file had a diagnostic: decode it again next time */
 	void	*rec;
 };
 
@@ -691,6 +693,21 @@ struct worker {
 	int			 rc;
 };
 
+/* A loader thread's arena, shared by every fleet that holds one of its records. */
+struct fleet_arena {
+	struct arena	*a;
+	unsigned	 refs;		/* atomic */
+};
+
+/* What one file of the source decoded to (struct fleet's `files`). */
+struct fleet_file {
+	const char	*rel;		/* in the fleet's own arena */
+	unsigned char	 id[20];	/* blob id */
+	uint32_t	 dfile;		/* diag file index */
+	bool		 reusable;	/* a regular file that decoded with no diagnostic */
+	struct slot	 slot;
+};
+
 static int
 load_one(struct worker *w, size_t i)
 {
@@ -703,6 +720,8 @@ load_one(struct worker *w, size_t i)
 	char *name = NULL;
 	int rc;
 
+	if (w->slots[i].kind != REC_NONE)
+		return 0;		/* taken from the previous fleet */
 	if (strcmp(e->rel, "fleet.yaml") != 0) {
 		if (e->kind == SRC_DIR) {
 			diag_warn(d, at, "folder ignored: records are read only from files directly "
@@ -785,10 +804,13 @@ worker_main(void *arg)
 	size_t i, n = source_count(w->src);
 
 	while (w->rc == 0 && (i = atomic_fetch_add(w->next, 1)) < n) {
+		size_t before = w->d.nerr + w->d.nwarn;
+
 		/* A hostile file cannot flood memory with diagnostics. */
 		diag_limit(&w->d, DIAG_MAX_FILE);
 		w->rc = load_one(w, i);
 		diag_limit_end(&w->d, w->files[i]);
+		w->slots[i].noisy = w->d.nerr + w->d.nwarn != before;
 	}
 	return NULL;
 }
@@ -851,8 +873,112 @@ cmp_user(const void *a, const void *b)
 	return strcmp((*(struct user *const *)a)->name, (*(struct user *const *)b)->name);
 }
 
-int
-fleet_load(struct fleet **out, struct source *src, struct diag *d)
+static int
+add_arena(struct fleet *f, struct fleet_arena *fa)
+{
+	if (push_ptr((void ***)&f->arenas, &f->narenas, &f->cap_arenas, fa) != 0)
+		return ERR_NOMEM;
+	__atomic_add_fetch(&fa->refs, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void
+arena_unref(struct fleet_arena *fa)
+{
+	if (__atomic_sub_fetch(&fa->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		arena_free(fa->a);
+		free(fa);
+	}
+}
+
+/*
+ * Match src's entries with prev's files (both sorted by path): an entry whose blob is
+ * unchanged and decoded cleanly gets prev's record in its slot; every entry that was in
+ * prev keeps its diagnostics file index, so the reused records' places stay right. d
+ * then holds prev's file names at prev's indexes, new ones after.
+ */
+static int
+take_from(struct fleet *f, const struct fleet *prev, struct source *src, struct diag *d,
+    struct slot *slots, uint32_t *files)
+{
+	char display[4096];
+	size_t i, j = 0, n = source_count(src);
+	uint32_t k;
+	int file;
+
+	for (k = 0; k < prev->ndnames; k++)
+		if (diag_file(d, prev->dnames[k]) != (int)k)
+			return ERR_NOMEM;
+	for (i = 0; i < n; i++) {
+		const struct source_entry *e = source_entry(src, i);
+		const unsigned char *id = source_blob_id(src, i);
+		int c = 1;
+
+		while (j < prev->nfiles && (c = strcmp(prev->files[j].rel, e->rel)) < 0)
+			j++;
+		if (c == 0) {
+			const struct fleet_file *pf = &prev->files[j];
+
+			files[i] = pf->dfile;
+			if (pf->reusable && e->kind == SRC_FILE && id != NULL &&
+			    memcmp(pf->id, id, sizeof(pf->id)) == 0) {
+				slots[i] = pf->slot;
+				f->reused++;
+				if (pf->slot.kind == REC_FLEET) {
+					/* the decoded fleet.yaml: everything from its flag up to the
+					 * effective values validation fills in */
+					memcpy(&f->have_fleet_yaml, &prev->have_fleet_yaml,
+					    offsetof(struct fleet, preset) -
+					    offsetof(struct fleet, have_fleet_yaml));
+				}
+			}
+			continue;
+		}
+		if ((file = diag_file(d, source_display(src, i, display, sizeof(display)))) < 0)
+			return ERR_NOMEM;
+		files[i] = (uint32_t)file;
+	}
+	for (i = 0; i < prev->narenas; i++)
+		if (add_arena(f, prev->arenas[i]) != 0)
+			return ERR_NOMEM;
+	return 0;
+}
+
+/* Remember, for the next load, what each file decoded to and the diagnostics' names. */
+static int
+keep_files(struct fleet *f, struct source *src, const struct diag *d, const struct slot *slots,
+    const uint32_t *files)
+{
+	size_t i, n = source_count(src);
+	uint32_t k;
+
+	if ((f->files = arena_calloc(f->arena, n + 1, sizeof(*f->files))) == NULL ||
+	    (f->dnames = arena_calloc(f->arena, d->nfiles + 1, sizeof(char *))) == NULL)
+		return ERR_NOMEM;
+	for (k = 0; k < d->nfiles; k++)
+		if ((f->dnames[k] = arena_strdup(f->arena, d->files[k])) == NULL)
+			return ERR_NOMEM;
+	f->ndnames = d->nfiles;
+	for (i = 0; i < n; i++) {
+		const struct source_entry *e = source_entry(src, i);
+		const unsigned char *id = source_blob_id(src, i);
+		struct fleet_file *ff = &f->files[i];
+
+		if ((ff->rel = arena_strdup(f->arena, e->rel)) == NULL)
+			return ERR_NOMEM;
+		if (id != NULL)
+			memcpy(ff->id, id, sizeof(ff->id));
+		ff->dfile = files[i];
+		ff->slot = slots[i];
+		ff->reusable = id != NULL && e->kind == SRC_FILE && slots[i].kind != REC_NONE &&
+		    !slots[i].noisy;
+	}
+	f->nfiles = n;
+	return 0;
+}
+
+static int
+load(struct fleet **out, struct source *src, struct diag *d, const struct fleet *prev)
 {
 	struct fleet *f;
 	struct worker w[LOAD_THREADS];
@@ -860,7 +986,7 @@ fleet_load(struct fleet **out, struct source *src, struct diag *d)
 	uint32_t *files = NULL;
 	atomic_size_t next = 0;
 	char display[4096];
-	size_t i, n = source_count(src), nw;
+	size_t i, n = source_count(src), nw, todo;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int rc = 0, file;
 
@@ -868,20 +994,29 @@ fleet_load(struct fleet **out, struct source *src, struct diag *d)
 	memset(w, 0, sizeof(w));
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return ERR_NOMEM;
+	f->refs = 1;
 	if ((f->arena = arena_new()) == NULL || (slots = calloc(n + 1, sizeof(*slots))) == NULL ||
 	    (files = calloc(n + 1, sizeof(*files))) == NULL) {
 		rc = ERR_NOMEM;
 		goto done;
 	}
 	/* Register every file first so workers share the indexes without locking. */
-	for (i = 0; i < n; i++) {
-		if ((file = diag_file(d, source_display(src, i, display, sizeof(display)))) < 0) {
-			rc = ERR_NOMEM;
+	if (prev != NULL) {
+		f->generation = prev->generation + 1;
+		if ((rc = take_from(f, prev, src, d, slots, files)) != 0)
 			goto done;
+	} else {
+		for (i = 0; i < n; i++) {
+			if ((file = diag_file(d, source_display(src, i, display,
+			    sizeof(display)))) < 0) {
+				rc = ERR_NOMEM;
+				goto done;
+			}
+			files[i] = (uint32_t)file;
 		}
-		files[i] = (uint32_t)file;
 	}
-	nw = n >= LOAD_MIN_FILES && cpus > 1 ? LOAD_THREADS : 1;
+	todo = n - f->reused;
+	nw = todo >= LOAD_MIN_FILES && cpus > 1 ? LOAD_THREADS : 1;
 	for (i = 0; i < nw; i++) {
 		w[i].f = f;
 		w[i].src = src;
@@ -923,15 +1058,25 @@ fleet_load(struct fleet **out, struct source *src, struct diag *d)
 		if (f->nusers > 1)
 			qsort(f->users, f->nusers, sizeof(*f->users), cmp_user);
 	}
+	if (rc == 0 && source_blob_id(src, 0) != NULL)
+		rc = keep_files(f, src, d, slots, files);
 done:
 	for (i = 0; i < LOAD_THREADS; i++) {
+		struct fleet_arena *fa;
+
 		source_reader_free(w[i].rd);
 		arena_free(w[i].scratch);
 		diag_free(&w[i].d);
-		/* The decoded records live on in the fleet. */
-		if (w[i].arena != NULL && push_ptr((void ***)&f->arenas, &f->narenas,
-		    &f->cap_arenas, w[i].arena) != 0) {
+		if (w[i].arena == NULL)
+			continue;
+		/* The decoded records live on in the fleet; an arena nothing used goes now. */
+		if (arena_size(w[i].arena) == 0) {
 			arena_free(w[i].arena);
+			continue;
+		}
+		if ((fa = calloc(1, sizeof(*fa))) == NULL || (fa->a = w[i].arena, add_arena(f, fa)) != 0) {
+			arena_free(w[i].arena);
+			free(fa);
 			rc = ERR_NOMEM;
 		}
 	}
@@ -947,16 +1092,39 @@ done:
 	return 0;
 }
 
+int
+fleet_load(struct fleet **out, struct source *src, struct diag *d)
+{
+	return load(out, src, d, NULL);
+}
+
+int
+fleet_load_reuse(struct fleet **out, struct source *src, struct diag *d,
+    const struct fleet *prev)
+{
+	if (prev == NULL || prev->nfiles == 0 || prev->generation + 1 >= FLEET_REUSE_MAX ||
+	    source_blob_id(src, 0) == NULL || d->nfiles != 0)
+		prev = NULL;
+	return load(out, src, d, prev);
+}
+
+struct fleet *
+fleet_ref(struct fleet *f)
+{
+	__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+	return f;
+}
+
 void
 fleet_free(struct fleet *f)
 {
-	if (f == NULL)
+	if (f == NULL || __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	free(f->nodes);
 	free(f->relays);
 	free(f->users);
 	while (f->narenas > 0)
-		arena_free(f->arenas[--f->narenas]);
+		arena_unref(f->arenas[--f->narenas]);
 	free(f->arenas);
 	arena_free(f->arena);
 	free(f);

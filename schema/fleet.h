@@ -194,8 +194,21 @@ struct fleet {
 	size_t		  nusers;
 	size_t		  ndevices;
 	size_t		  cap_nodes, cap_relays, cap_users;
-	struct arena	**arenas;		/* the loader threads' arenas */
+	/*
+	 * Private to fleet.c. The records live in the loader threads' arenas, which are
+	 * shared (refcounted) with the fleets that reuse them; `files` says what each file
+	 * of the source decoded to and `dnames` the diagnostics' file names by index, so the
+	 * next load can reuse both (fleet_load_reuse).
+	 */
+	struct fleet_arena **arenas;
 	size_t		  narenas, cap_arenas;
+	struct fleet_file *files;		/* in source order (by path) */
+	size_t		  nfiles;
+	char		**dnames;
+	uint32_t	  ndnames;
+	unsigned	  generation;		/* loads since the last full one */
+	size_t		  reused;		/* files taken from the previous fleet */
+	unsigned	  refs;			/* atomic; fleet_ref(), fleet_free() */
 };
 
 #define FLEET_DEFAULT_DECOY	"www.microsoft.com:443"
@@ -207,6 +220,20 @@ struct fleet {
  * load still succeeds); a return <0 means the source itself could not be read (err_last()).
  */
 int	 fleet_load(struct fleet **out, struct source *src, struct diag *d);
+/*
+ * The same, reusing what prev (an earlier load of the same repository) decoded for every
+ * file whose blob is unchanged and that decoded without a diagnostic: a one-file commit
+ * parses one file. d must be fresh (no file registered). The result is identical to
+ * fleet_load()'s, diagnostics included. prev may be NULL, and a folder source, or a prev
+ * that is FLEET_REUSE_MAX loads away from a full one, gets a full load (which also drops
+ * the records of changed files that earlier loads kept alive). The new fleet shares
+ * prev's records, never prev itself: either may be freed first, from any thread.
+ */
+#define FLEET_REUSE_MAX	32
+int	 fleet_load_reuse(struct fleet **out, struct source *src, struct diag *d,
+	    const struct fleet *prev);
+/* Another reference: fleet_free() frees the fleet when the last one goes. */
+struct fleet *fleet_ref(struct fleet *);
 void	 fleet_free(struct fleet *);
 /* Semantic rules (schema/validate.c); fills f->eff. */
 void	 fleet_validate(struct fleet *f, struct diag *d);

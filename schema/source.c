@@ -386,6 +386,12 @@ source_display(const struct source *s, size_t i, char *buf, size_t bufsz)
 	return buf;
 }
 
+const unsigned char *
+source_blob_id(const struct source *s, size_t i)
+{
+	return s->repo != NULL && i < s->n ? s->oids[i].id : NULL;
+}
+
 const char *
 source_revision(const struct source *s)
 {

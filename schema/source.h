@@ -41,6 +41,11 @@ size_t	 source_count(const struct source *);
 const struct source_entry *source_entry(const struct source *, size_t i);
 /* The path to show the user: the folder given on the command line joined with rel. */
 const char *source_display(const struct source *, size_t i, char *buf, size_t bufsz);
+/*
+ * The git object id of entry i (20 bytes, valid while the source lives), or NULL for a
+ * folder source. Equal ids mean equal bytes: the fleet loader reuses what it decoded.
+ */
+const unsigned char *source_blob_id(const struct source *, size_t i);
 /* The resolved commit id for a git source ("" for a folder). */
 const char *source_revision(const struct source *);
 /*

@@ -516,6 +516,7 @@ check_nodes(struct ctx *c, struct keyref **pool_refs, size_t *npool)
 {
 	struct fleet *f = c->f;
 	size_t i, j, k, cap = 0;
+	unsigned mask;
 	struct ipaddr ip;
 	int port;
 	char host[256], buf[64];
@@ -543,7 +544,7 @@ check_nodes(struct ctx *c, struct keyref **pool_refs, size_t *npool)
 		    addr_parse_host_port(host, sizeof(host), &port, n->control.v, true) != 0)
 			diag_err(c->d, n->control.at, "control: '%s' is not host:port (buoy's gRPC "
 			    "address, default port %d)", n->control.v, FLEET_CONTROL_PORT);
-		n->roles_mask = n->roles.set ? 0 : ROLE_ENTRY | ROLE_EXIT;
+		mask = n->roles.set ? 0 : ROLE_ENTRY | ROLE_EXIT;
 		for (j = 0; j < n->roles.n; j++) {
 			const struct fstr *r = &FLIST_STR(n->roles, j);
 			unsigned bit = strcmp(r->v, "entry") == 0 ? ROLE_ENTRY :
@@ -551,10 +552,17 @@ check_nodes(struct ctx *c, struct keyref **pool_refs, size_t *npool)
 			if (bit == 0)
 				diag_err(c->d, r->at, "roles[%zu]: '%s' is not a role (entry or exit)",
 				    j, r->v);
-			else if (n->roles_mask & bit)
+			else if (mask & bit)
 				diag_err(c->d, r->at, "roles[%zu]: '%s' is listed twice", j, r->v);
-			n->roles_mask |= bit;
+			mask |= bit;
 		}
+		/*
+		 * A record may be shared with the fleet the reconciler is running (see
+		 * fleet_load_reuse): store only a value that differs, so an unchanged
+		 * record is only read here.
+		 */
+		if (n->roles_mask != mask)
+			n->roles_mask = mask;
 		if (n->roles.set && n->roles.n == 0)
 			diag_err(c->d, n->roles.at, "roles: must name entry, exit or both");
 		/* entry_pool.at.line != 0: the key is there (a bad value was reported). */
@@ -659,8 +667,10 @@ check_users(struct ctx *c, uint32_t pool_net, unsigned pool_prefix, bool pool_ok
 		if (u->email.v != NULL && !email_ok(u->email.v))
 			diag_err(c->d, u->email.at, "email: '%s' is not an email address", u->email.v);
 		if (u->role.v != NULL) {
-			if (strcmp(u->role.v, "admin") == 0)
-				u->admin = true;
+			if (strcmp(u->role.v, "admin") == 0) {
+				if (!u->admin)	/* written once: see roles_mask */
+					u->admin = true;
+			}
 			else if (strcmp(u->role.v, "user") != 0)
 				diag_err(c->d, u->role.at, "role: '%s' is not a role (user or admin)",
 				    u->role.v);

@@ -26,6 +26,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	diag_init(&d);
 	f = calloc(1, sizeof(*f));
 	scratch = arena_new();
+	if (f != NULL)
+		f->refs = 1;
 	if (f == NULL || scratch == NULL || (f->arena = arena_new()) == NULL)
 		goto out;
 	file = diag_file(&d, names[kind]);
