@@ -89,9 +89,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 static const Pharos__V1__NodeConfig *
-running_config(void *arg)
+running_config(void *arg, const struct peerset **peers)
 {
-	return config_view(arg);
+	return config_view(arg, peers);
 }
 
 static int

@@ -131,8 +131,6 @@ deltas_free(struct node_config *nc)
 	free(nc->deltas);
 	nc->deltas = NULL;
 	nc->capdeltas = 0;
-	free(nc->view_peers);
-	nc->view_peers = NULL;
 	free(nc->view_users);
 	nc->view_users = NULL;
 	nc->have_view = false;
@@ -143,36 +141,72 @@ void
 config_close(struct node_config *nc)
 {
 	deltas_free(nc);
+	peerset_free(nc->peers);
+	nc->peers = NULL;
 	cfg_mem_free(nc->cfg_mem);	/* nc->cfg with it */
 	nc->cfg_mem = NULL;
 	nc->cfg = NULL;
 }
 
 const Pharos__V1__NodeConfig *
-config_view(const struct node_config *nc)
+config_view(const struct node_config *nc, const struct peerset **peers)
 {
+	if (peers != NULL)
+		*peers = nc->cfg != NULL ? nc->peers : NULL;
 	return nc->cfg == NULL ? NULL : nc->have_view ? &nc->view : nc->cfg;
 }
 
-/* The view starts as cfg itself with its own peer and user arrays (pointers into cfg). */
+int
+config_peerset(struct peerset **out, Pharos__V1__Peer *const *peers, size_t n, bool unique)
+{
+	struct peerset *ps;
+	struct peerset_in in;
+	size_t i, nips = 0;
+	int rc;
+
+	*out = NULL;
+	if ((rc = peerset_new(&ps)) != 0)
+		return rc;
+	for (i = 0; i < n; i++)
+		nips += peers[i]->n_allowed_ips < 65536 ? peers[i]->n_allowed_ips : 0;
+	/* Most allowed IPs are IPv4 (6 bytes packed); seal gives back what is left over. */
+	if (unique && (rc = peerset_reserve(ps, n, nips * 6)) != 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		in.key = peers[i]->public_key.data;
+		in.keylen = peers[i]->public_key.len;
+		in.ips = peers[i]->allowed_ips;
+		in.n_ips = peers[i]->n_allowed_ips;
+		in.endpoint = peers[i]->endpoint;
+		in.keepalive = peers[i]->persistent_keepalive;
+		if ((rc = unique ? peerset_append(ps, &in) : peerset_put(ps, &in)) != 0) {
+			char why[256];
+			snprintf(why, sizeof(why), "%s", err_last());
+			err_set("peer %zu: %s", i, why);
+			goto fail;
+		}
+	}
+	if (unique && (rc = peerset_seal(ps)) != 0)
+		goto fail;
+	*out = ps;
+	return 0;
+fail:
+	peerset_free(ps);
+	return rc;
+}
+
+/* The view starts as cfg itself with its own user array (pointers into cfg). */
 static int
 view_reset(struct node_config *nc)
 {
-	size_t n = nc->cfg->n_peers, nu = nc->cfg->n_vless_users;
+	size_t nu = nc->cfg->n_vless_users;
 
-	free(nc->view_peers);
 	free(nc->view_users);
-	nc->view_users = NULL;
-	if ((nc->view_peers = calloc(n + 1, sizeof(*nc->view_peers))) == NULL ||
-	    (nc->view_users = calloc(nu + 1, sizeof(*nc->view_users))) == NULL)
+	if ((nc->view_users = calloc(nu + 1, sizeof(*nc->view_users))) == NULL)
 		return ERR_NOMEM;
-	if (n > 0)
-		memcpy(nc->view_peers, nc->cfg->peers, n * sizeof(*nc->view_peers));
 	if (nu > 0)
 		memcpy(nc->view_users, nc->cfg->vless_users, nu * sizeof(*nc->view_users));
 	nc->view = *nc->cfg;
-	nc->view.peers = nc->view_peers;
-	nc->view.n_peers = n;
 	nc->view.vless_users = nc->view_users;
 	nc->view.n_vless_users = nu;
 	nc->have_view = true;
@@ -190,31 +224,19 @@ view_find_user(const struct node_config *nc, const char *email)
 	return -1;
 }
 
-static ssize_t
-view_find(const struct node_config *nc, const uint8_t *key, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < nc->view.n_peers; i++)
-		if (nc->view_peers[i]->public_key.len == len &&
-		    memcmp(nc->view_peers[i]->public_key.data, key, len) == 0)
-			return (ssize_t)i;
-	return -1;
-}
-
-/* Apply a delta to the view (its peers stay owned by the delta). */
+/* Apply a checked delta to the view (its users stay owned by the delta). */
 static int
-view_apply(struct node_config *nc, const Pharos__V1__PeerDelta *d)
+view_apply(struct node_config *nc, const Pharos__V1__PeerDelta *d, const struct peerset *add)
 {
-	size_t i, n = nc->view.n_peers + d->n_add, nu = nc->view.n_vless_users + d->n_add_users;
-	Pharos__V1__Peer **np;
+	size_t i, nu = nc->view.n_vless_users + d->n_add_users;
 	Pharos__V1__VlessUser **nv;
+	struct peerset_in in;
 	ssize_t at;
+	int rc;
 
-	if ((np = realloc(nc->view_peers, (n + 1) * sizeof(*np))) == NULL)
-		return ERR_NOMEM;
-	nc->view_peers = np;
-	nc->view.peers = np;
+	/* Room first: the puts below then fail only if memory runs out on the way. */
+	if ((rc = peerset_reserve(nc->peers, add->n, add->ipslen)) != 0)
+		return rc;
 	if ((nv = realloc(nc->view_users, (nu + 1) * sizeof(*nv))) == NULL)
 		return ERR_NOMEM;
 	nc->view_users = nv;
@@ -234,16 +256,17 @@ view_apply(struct node_config *nc, const Pharos__V1__PeerDelta *d)
 		nc->view.n_vless_users--;
 	}
 	for (i = 0; i < d->n_add; i++) {
-		if ((at = view_find(nc, d->add[i]->public_key.data, d->add[i]->public_key.len)) >= 0)
-			np[at] = d->add[i];
-		else
-			np[nc->view.n_peers++] = d->add[i];
+		in.key = d->add[i]->public_key.data;
+		in.keylen = d->add[i]->public_key.len;
+		in.ips = d->add[i]->allowed_ips;
+		in.n_ips = d->add[i]->n_allowed_ips;
+		in.endpoint = d->add[i]->endpoint;
+		in.keepalive = d->add[i]->persistent_keepalive;
+		if ((rc = peerset_put(nc->peers, &in)) != 0)
+			return rc;
 	}
-	for (i = 0; i < d->n_remove; i++) {
-		if ((at = view_find(nc, d->remove[i].data, d->remove[i].len)) < 0)
-			continue;
-		np[at] = np[--nc->view.n_peers];
-	}
+	for (i = 0; i < d->n_remove; i++)
+		peerset_remove(nc->peers, d->remove[i].data);
 	return 0;
 }
 
@@ -253,6 +276,47 @@ config_check_free(struct config_check *cc)
 	cfg_mem_free(cc->mem);		/* cc->cfg with it */
 	cc->mem = NULL;
 	cc->cfg = NULL;
+	peerset_free(cc->peers);
+	cc->peers = NULL;
+}
+
+/*
+ * Keep cfg's peers in compact form and cfg itself without them: packed again without its
+ * peers and decoded into memory of its own, so the decoded peers go with the old memory.
+ */
+static int
+split_peers(struct config_check *cc, Pharos__V1__NodeConfig *cfg)
+{
+	ProtobufCAllocator al = { cfg_mem_alloc, cfg_mem_release, NULL };
+	Pharos__V1__NodeConfig *bare;
+	struct cfg_mem *mem;
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if ((rc = config_peerset(&cc->peers, cfg->peers, cfg->n_peers, true)) != 0)
+		return rc;
+	cfg->n_peers = 0;
+	cfg->peers = NULL;	/* protobuf-c frees nothing itself: the arena holds them */
+	len = pharos__v1__node_config__get_packed_size(cfg);
+	if ((buf = malloc(len ? len : 1)) == NULL || (mem = cfg_mem_new()) == NULL) {
+		free(buf);
+		err_set("out of memory");
+		return ERR_NOMEM;
+	}
+	pharos__v1__node_config__pack(cfg, buf);
+	al.allocator_data = mem;
+	bare = pharos__v1__node_config__unpack(&al, len, buf);
+	free(buf);
+	if (bare == NULL) {
+		cfg_mem_free(mem);
+		err_set("out of memory");
+		return ERR_NOMEM;
+	}
+	cfg_mem_free(cc->mem);	/* the decoded peers with it */
+	cc->mem = mem;
+	cc->cfg = bare;
+	return 0;
 }
 
 static void
@@ -277,6 +341,7 @@ config_check(struct node_config *nc, const uint8_t *req, size_t len, struct conf
 	Pharos__V1__ApplyConfigRequest *r;
 	Pharos__V1__NodeConfig *cfg;
 	ProtobufCAllocator al = { cfg_mem_alloc, cfg_mem_release, NULL };
+	int rc;
 
 	memset(cc, 0, sizeof(*cc));
 	if ((r = pharos__v1__apply_config_request__unpack(NULL, len, req)) == NULL) {
@@ -324,30 +389,48 @@ config_check(struct node_config *nc, const uint8_t *req, size_t len, struct conf
 		refuse(cc, GRPC_INVALID_ARGUMENT, "xray: %s", err_last());
 		goto out;
 	}
-	cc->verdict = CONFIG_NEW;
-	cc->cfg = cfg;
-out:
-	if (cc->verdict != CONFIG_NEW) {
-		cfg_mem_free(cc->mem);
-		cc->mem = NULL;
+	if ((rc = split_peers(cc, cfg)) != 0) {
+		refuse(cc, rc == ERR_NOMEM ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT,
+		    "%s", err_last());
+		goto out;
 	}
+	cc->verdict = CONFIG_NEW;
+out:
+	if (cc->verdict != CONFIG_NEW)
+		config_check_free(cc);
 	pharos__v1__apply_config_request__free_unpacked(r, NULL);
 }
 
 int
-config_commit(struct node_config *nc, const uint8_t *req, size_t len, struct config_check *cc)
+config_prepare(struct node_config *nc, const uint8_t *req, size_t len, struct fs_pending *pw)
+{
+	char path[1100];
+
+	snprintf(path, sizeof(path), "%s/%s", nc->dir, CONFIG_FILE);
+	return fs_write_prepare(pw, path, req, len, 0600);
+}
+
+int
+config_commit(struct node_config *nc, const uint8_t *req, size_t len, struct fs_pending *pw,
+    struct config_check *cc)
 {
 	char path[1100];
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/%s", nc->dir, CONFIG_FILE);
-	if (req != NULL && (rc = fs_write_atomic(path, req, len, 0600)) != 0)
+	if (pw != NULL && pw->tmp != NULL)
+		rc = fs_write_commit(pw);
+	else
+		rc = req != NULL ? fs_write_atomic(path, req, len, 0600) : 0;
+	if (rc != 0)
 		return rc;
 	config_close(nc);
 	nc->cfg = cc->cfg;
 	nc->cfg_mem = cc->mem;
+	nc->peers = cc->peers;
 	cc->cfg = NULL;		/* owned by the node config now */
 	cc->mem = NULL;
+	cc->peers = NULL;
 	memcpy(nc->hash, cc->hash, 32);
 	nc->applied_nanos = clock_unix_nanos();
 	nc->serial = nc->cfg->serial;
@@ -364,6 +447,8 @@ config_delta_check_free(struct delta_check *dc)
 	if (dc->delta != NULL)
 		pharos__v1__peer_delta__free_unpacked(dc->delta, NULL);
 	dc->delta = NULL;
+	peerset_free(dc->add);
+	dc->add = NULL;
 }
 
 static void
@@ -390,6 +475,7 @@ delta_check(struct node_config *nc, const uint8_t *req, size_t len, int kind,
 	Pharos__V1__AddPeerRequest *r;
 	Pharos__V1__PeerDelta *d;
 	size_t i;
+	int rc;
 
 	memset(dc, 0, sizeof(*dc));
 	/* AddPeerRequest and RemovePeerRequest have the same fields. */
@@ -426,10 +512,10 @@ delta_check(struct node_config *nc, const uint8_t *req, size_t len, int kind,
 		drefuse(dc, GRPC_INVALID_ARGUMENT, "AddPeer carries removals");
 	else if (kind == 0 && (d->n_add > 0 || d->n_add_users > 0))
 		drefuse(dc, GRPC_INVALID_ARGUMENT, "RemovePeer carries additions");
-	for (i = 0; dc->verdict == DELTA_NEW && i < d->n_add; i++)
-		if (d->add[i]->public_key.len != 32)
-			drefuse(dc, GRPC_INVALID_ARGUMENT, "add[%zu]: public key is %zu bytes", i,
-			    d->add[i]->public_key.len);
+	if (dc->verdict == DELTA_NEW && (rc = config_peerset(&dc->add, d->add, d->n_add,
+	    false)) != 0)
+		drefuse(dc, rc == ERR_NOMEM ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT,
+		    "add: %s", err_last());
 	for (i = 0; dc->verdict == DELTA_NEW && i < d->n_remove; i++)
 		if (d->remove[i].len != 32)
 			drefuse(dc, GRPC_INVALID_ARGUMENT, "remove[%zu]: public key is %zu bytes", i,
@@ -449,10 +535,13 @@ delta_check(struct node_config *nc, const uint8_t *req, size_t len, int kind,
 	for (i = 0; dc->verdict == DELTA_NEW && i < d->n_remove_users; i++)
 		if (xray_check_email(d->remove_users[i]) != 0)
 			drefuse(dc, GRPC_INVALID_ARGUMENT, "remove_users[%zu]: %s", i, err_last());
-	if (dc->verdict == DELTA_NEW)
+	if (dc->verdict == DELTA_NEW) {
 		dc->delta = d;
-	else
+	} else {
 		pharos__v1__peer_delta__free_unpacked(d, NULL);
+		peerset_free(dc->add);
+		dc->add = NULL;
+	}
 out:
 	pharos__v1__add_peer_request__free_unpacked(r, NULL);
 }
@@ -477,8 +566,10 @@ delta_keep(struct node_config *nc, struct delta_check *dc)
 		nc->deltas = nd;
 		nc->capdeltas = cap;
 	}
-	if ((rc = view_apply(nc, dc->delta)) != 0)
+	if ((rc = view_apply(nc, dc->delta, dc->add)) != 0)
 		return rc;
+	peerset_free(dc->add);
+	dc->add = NULL;
 	nc->deltas[nc->ndeltas++] = dc->delta;
 	nc->serial = nc->delta_serial = dc->delta->serial;
 	dc->delta = NULL;	/* owned by the node config now */

@@ -476,9 +476,30 @@ trim_soon(struct control *ctl)
 		malloc_trim(0);
 }
 
+/* The request written beside config.signed while the data plane takes it. */
+struct persist {
+	struct node_config	*nc;
+	const uint8_t		*req;
+	size_t			 len;
+	struct fs_pending	 pw;
+	int			 rc;
+};
+
+static void
+persist_busy(void *arg)
+{
+	struct persist *p = arg;
+
+	if ((p->rc = config_prepare(p->nc, p->req, p->len, &p->pw)) != 0)
+		log_warnx("buoy: preparing %s: %s; written after the apply", CONFIG_FILE,
+		    err_last());
+}
+
 /*
  * Verify, apply to the data plane, then persist: the persisted config is always one the
- * data plane took. A refused request changes nothing.
+ * data plane took. The slow part of persisting (writing and fsyncing a temporary file)
+ * overlaps with the data plane's work; the rename into place waits for its answer. A
+ * refused request changes nothing.
  */
 static void
 apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
@@ -493,6 +514,7 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	uint32_t uadd = 0, urm = 0;
 	bool partial = false;
 	int64_t t0 = clock_mono_nanos();
+	struct persist pst = { ctl->nc, req, len, { NULL, NULL, NULL }, 0 };
 
 	config_check(ctl->nc, req, len, &cc);
 	if (cc.verdict == CONFIG_REFUSED) {
@@ -503,15 +525,18 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	}
 	memset(&res, 0, sizeof(res));
 	if (cc.verdict == CONFIG_NEW) {
-		if (ctl->dp->apply(ctl->dp, cc.cfg, &res, why, sizeof(why)) != 0) {
+		if (ctl->dp->apply(ctl->dp, cc.cfg, cc.peers, persist_busy, &pst, &res, why,
+		    sizeof(why)) != 0) {
 			log_warnx("buoy: ApplyConfig revision=%.12s serial=%llu failed: %s",
 			    cc.cfg->revision, (unsigned long long)cc.cfg->serial, why);
+			fs_write_abort(&pst.pw);
 			config_check_free(&cc);
 			grpc_call_finish(call, GRPC_UNAVAILABLE, why);
 			return;
 		}
-		if (config_commit(ctl->nc, req, len, &cc) != 0) {
+		if (config_commit(ctl->nc, req, len, &pst.pw, &cc) != 0) {
 			log_warnx("buoy: applied but cannot persist: %s", err_last());
+			fs_write_abort(&pst.pw);
 			config_check_free(&cc);
 			grpc_call_finish(call, GRPC_INTERNAL, err_last());
 			return;
@@ -521,7 +546,7 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 		 * (no key, no start) is retried by its supervisor, so the config stands and
 		 * the answer says PARTIAL.
 		 */
-		partial = xray_sup_apply(ctl->xs, config_view(ctl->nc), &uadd, &urm, xwhy,
+		partial = xray_sup_apply(ctl->xs, config_view(ctl->nc, NULL), &uadd, &urm, xwhy,
 		    sizeof(xwhy)) != 0;
 		emit_applied(ctl, false, partial);
 		log_info("buoy: applied revision=%.12s serial=%llu peers=+%u/-%u/~%u users=+%u/-%u "
@@ -559,6 +584,8 @@ control_boot(struct control *ctl)
 {
 	struct config_check cc;
 	struct dp_result res;
+	const Pharos__V1__NodeConfig *cfg;
+	const struct peerset *peers;
 	char why[256] = "", xwhy[256] = "";
 	uint32_t uadd, urm;
 	bool partial;
@@ -571,19 +598,20 @@ control_boot(struct control *ctl)
 	if (rc != 0)
 		return;		/* logged: tampered, truncated or not ours */
 	/* The config, then its signed deltas, then one data-plane apply of the result. */
-	config_commit(ctl->nc, NULL, 0, &cc);
+	config_commit(ctl->nc, NULL, 0, NULL, &cc);
 	config_deltas_load(ctl->nc, NULL, NULL);
 	/* Xray does not depend on the tunnels: it comes up even if they do not. */
-	partial = xray_sup_apply(ctl->xs, config_view(ctl->nc), &uadd, &urm, xwhy,
+	partial = xray_sup_apply(ctl->xs, config_view(ctl->nc, NULL), &uadd, &urm, xwhy,
 	    sizeof(xwhy)) != 0;
-	if (ctl->dp->apply(ctl->dp, config_view(ctl->nc), &res, why, sizeof(why)) != 0) {
+	cfg = config_view(ctl->nc, &peers);
+	if (ctl->dp->apply(ctl->dp, cfg, peers, NULL, NULL, &res, why, sizeof(why)) != 0) {
 		log_warnx("buoy: re-applying the persisted config failed: %s", why);
 		return;
 	}
 	emit_applied(ctl, true, partial);
 	log_info("buoy: re-applied the persisted config revision=%.12s serial=%llu peers=%zu "
 	    "users=%zu", ctl->nc->cfg->revision, (unsigned long long)ctl->nc->serial,
-	    config_view(ctl->nc)->n_peers, config_view(ctl->nc)->n_vless_users);
+	    peers->n, config_view(ctl->nc, NULL)->n_vless_users);
 }
 
 /* AddPeer / RemovePeer: a signed PeerDelta on top of what runs. */
@@ -620,7 +648,7 @@ peer_delta(struct grpc_call *call, const uint8_t *req, size_t len, struct contro
 			return;
 		}
 		/* VLESS users: live through Xray's API, as for a full config. */
-		if (users && xray_sup_apply(ctl->xs, config_view(ctl->nc), &uadd, &urm, why,
+		if (users && xray_sup_apply(ctl->xs, config_view(ctl->nc, NULL), &uadd, &urm, why,
 		    sizeof(why)) != 0)
 			snprintf(detail, sizeof(detail), "applied; %s", why);
 		else if (users)
@@ -630,7 +658,7 @@ peer_delta(struct grpc_call *call, const uint8_t *req, size_t len, struct contro
 		    res.peers_removed, uadd, urm);
 	}
 	resp.serial = ctl->nc->serial;
-	resp.peer_count = (uint32_t)config_view(ctl->nc)->n_peers;
+	resp.peer_count = (uint32_t)ctl->nc->peers->n;
 	resp.peers_changed = res.peers_added + res.peers_removed;
 	resp.detail = dc.verdict == DELTA_SAME ? (char *)(uintptr_t)"already applied" : detail;
 	reply_msg(call, &resp.base);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "pharos/v1/node.pb-c.h"
+#include "peerset.h"
 
 struct dp_result {
 	uint32_t	peers_added, peers_removed, peers_changed;
@@ -38,8 +39,14 @@ struct dataplane {
 	const char	*name;
 	dp_event_fn	 on_event;	/* set by the owner; may be NULL */
 	void		*event_arg;
-	/* Make the data plane match cfg; only the difference is applied. */
+	/*
+	 * Make the data plane match cfg and its peers (cfg->peers is not used); only the
+	 * difference is applied. busy(busy_arg), if not NULL, is called once while the
+	 * implementation takes the change (the caller's own work overlaps with it), or
+	 * not at all when there is nothing to send.
+	 */
 	int		(*apply)(struct dataplane *, const Pharos__V1__NodeConfig *cfg,
+			    const struct peerset *peers, void (*busy)(void *), void *busy_arg,
 			    struct dp_result *, char *why, size_t whylen);
 	/* Add (or replace) and remove single peers, touching nothing else. */
 	int		(*apply_delta)(struct dataplane *, const Pharos__V1__PeerDelta *,
@@ -57,12 +64,16 @@ struct dataplane {
 struct event_base;
 
 struct dataplane *dp_none_new(void);
+/* The running config and its peers (NULL: nothing runs), re-applied after a restart. */
+typedef const Pharos__V1__NodeConfig *(*dp_current_fn)(void *arg,
+	    const struct peerset **peers);
+
 /*
  * wireguard-go (impl "wireguard-go") or amneziawg-go on interface ifname; the private key
- * is DIR/wg.key. current(arg) is the running config, re-applied after a restart.
+ * is DIR/wg.key.
  */
 struct dataplane *dp_uapi_new(struct event_base *, const char *dir, const char *ifname,
-	    const char *impl, const Pharos__V1__NodeConfig *(*current)(void *), void *arg);
+	    const char *impl, dp_current_fn current, void *arg);
 
 /*
  * An existing interface ifname (kernel WireGuard or AmneziaWG; buoy does not create
@@ -70,6 +81,6 @@ struct dataplane *dp_uapi_new(struct event_base *, const char *dir, const char *
  * path to either. The private key is DIR/wg.key. current as for dp_uapi_new().
  */
 struct dataplane *dp_wgtool_new(struct event_base *, const char *dir, const char *ifname,
-	    const char *tool, const Pharos__V1__NodeConfig *(*current)(void *), void *arg);
+	    const char *tool, dp_current_fn current, void *arg);
 
 #endif

@@ -47,7 +47,8 @@ reserve(struct none *n, size_t want)
 }
 
 static int
-none_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_result *res,
+none_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg,
+    const struct peerset *peers, void (*busy)(void *), void *busy_arg, struct dp_result *res,
     char *why, size_t whylen)
 {
 	struct none *n = dp->ctx;
@@ -57,16 +58,17 @@ none_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_re
 	memset(res, 0, sizeof(*res));
 	n->keys = NULL;
 	n->n = n->cap = 0;
-	if (reserve(n, cfg->n_peers + 1) != 0) {
+	(void)cfg;
+	if (busy != NULL)
+		busy(busy_arg);
+	if (reserve(n, (peers != NULL ? peers->n : 0) + 1) != 0) {
 		n->keys = old;
 		n->n = n->cap = oldn;
 		snprintf(why, whylen, "out of memory");
 		return -1;
 	}
-	for (i = 0; i < cfg->n_peers; i++)
-		if (cfg->peers[i]->public_key.len == 32)
-			memcpy(n->keys + 32 * k++, cfg->peers[i]->public_key.data, 32);
-	qsort(n->keys, k, 32, cmp_key);
+	for (i = 0; peers != NULL && i < peers->n; i++)
+		memcpy(n->keys + 32 * k++, peers->v[i].key, 32);	/* sorted already */
 	n->n = k;
 	for (i = 0; i < k; i++)
 		if (oldn == 0 || bsearch(n->keys + 32 * i, old, oldn, 32, cmp_key) == NULL)

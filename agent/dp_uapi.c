@@ -41,7 +41,7 @@ struct uapi_dp {
 	/* What the interface was last set to: ip/nft run only when this changes. */
 	char				*netkey;
 	struct wgdp_hs			 hs;		/* handshakes at the last check */
-	const Pharos__V1__NodeConfig	*(*current)(void *);
+	dp_current_fn			 current;
 	void				*current_arg;
 	struct event			*check;
 	char				 detail[128];
@@ -75,26 +75,26 @@ ensure_running(struct uapi_dp *u)
 	return 0;
 }
 
+/* The body is streamed to the socket as it is made (uapi_set_diff()). */
 static int
-uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_result *res,
+uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg,
+    const struct peerset *peers, void (*busy)(void *), void *busy_arg, struct dp_result *res,
     char *why, size_t whylen)
 {
 	struct uapi_dp *u = dp->ctx;
 	struct wg_desired want;
 	struct wg_device *cur = NULL;
 	struct uapi_counts c;
-	char *body = NULL;
 	size_t len = 0;
 	int rc;
 
 	memset(res, 0, sizeof(*res));
 	memset(&want, 0, sizeof(want));
-	if ((rc = ensure_running(u)) != 0 || (rc = wgdp_desired(&want, u->priv, u->awg, cfg)) != 0)
+	if ((rc = ensure_running(u)) != 0 ||
+	    (rc = wgdp_desired(&want, u->priv, u->awg, cfg, peers)) != 0)
 		goto fail;
 	if ((rc = uapi_get(&cur, u->sock)) != 0 ||
-	    (rc = uapi_diff_count(&body, &len, &c, cur, &want)) != 0)
-		goto fail;
-	if (len > 0 && (rc = uapi_set(u->sock, body, len)) != 0)
+	    (rc = uapi_set_diff(u->sock, &c, &len, cur, &want, busy, busy_arg)) != 0)
 		goto fail;
 	res->peers_added = (uint32_t)c.added;
 	res->peers_removed = (uint32_t)c.removed;
@@ -104,12 +104,10 @@ uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_re
 	u->up = true;
 	u->detail[0] = '\0';
 	log_debug("buoy: uapi interface=%s set %zu bytes", u->ifname, len);
-	uapi_body_free(body, len);
 	wg_device_free(cur);
 	wg_desired_clear(&want);
 	return 0;
 fail:
-	uapi_body_free(body, len);
 	wg_device_free(cur);
 	wg_desired_clear(&want);
 	snprintf(why, whylen, "%s", err_last());
@@ -189,7 +187,8 @@ static int
 uapi_restart(struct dataplane *dp, const char *reason, char *why, size_t whylen)
 {
 	struct uapi_dp *u = dp->ctx;
-	const Pharos__V1__NodeConfig *cfg = u->current(u->current_arg);
+	const struct peerset *peers;
+	const Pharos__V1__NodeConfig *cfg = u->current(u->current_arg, &peers);
 	struct dp_result res;
 
 	if (u->pid <= 0) {
@@ -206,7 +205,7 @@ uapi_restart(struct dataplane *dp, const char *reason, char *why, size_t whylen)
 			snprintf(why, whylen, "%s", err_last());
 			return ERR_SYS;
 		}
-	} else if (uapi_apply(dp, cfg, &res, why, whylen) != 0) {
+	} else if (uapi_apply(dp, cfg, peers, NULL, NULL, &res, why, whylen) != 0) {
 		return ERR_SYS;
 	}
 	wgdp_emit(&u->dp, PHAROS__V1__EVENT_KIND__EVENT_KIND_BACKEND_RESTARTED, NULL, NULL, 0,
@@ -233,15 +232,15 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = { WGDP_CHECK_MS / 1000, (WGDP_CHECK_MS % 1000) * 1000 };
 	struct dp_result res;
 	char why[256];
-
 	const Pharos__V1__NodeConfig *cfg;
+	const struct peerset *peers;
 
 	(void)fd;
 	(void)what;
 	/* Reap only our own child: other supervisors (Xray) wait for theirs. */
 	if (u->pid > 0 && waitpid(u->pid, NULL, WNOHANG) == u->pid)
 		u->pid = 0;
-	cfg = u->current(u->current_arg);
+	cfg = u->current(u->current_arg, &peers);
 	if (u->up && cfg != NULL) {
 		struct wg_device *dev = NULL;
 		size_t n = 0;
@@ -259,7 +258,7 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 			u->restarts++;
 			log_warnx("buoy: %s interface=%s is gone; restarting it (restart %u)",
 			    u->impl, u->ifname, u->restarts);
-			if (uapi_apply(&u->dp, cfg, &res, why, sizeof(why)) != 0) {
+			if (uapi_apply(&u->dp, cfg, peers, NULL, NULL, &res, why, sizeof(why)) != 0) {
 				log_warnx("buoy: re-applying after the restart failed: %s", why);
 				wgdp_emit(&u->dp, PHAROS__V1__EVENT_KIND__EVENT_KIND_DATA_PLANE_ERROR,
 				    NULL, NULL, 0, why);
@@ -290,7 +289,7 @@ uapi_free(struct dataplane *dp)
 
 struct dataplane *
 dp_uapi_new(struct event_base *base, const char *dir, const char *ifname, const char *impl,
-    const Pharos__V1__NodeConfig *(*current)(void *), void *arg)
+    dp_current_fn current, void *arg)
 {
 	struct uapi_dp *u;
 	struct timeval tv = { 1, 0 };

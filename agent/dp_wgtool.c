@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "dataplane.h"
 #include "err.h"
 #include "log.h"
@@ -46,7 +47,7 @@ struct wgtool_dp {
 	uint8_t				 conf_hash[32];	/* of the text the last syncconf took */
 	bool				 have_hash;
 	struct wgdp_hs			 hs;
-	const Pharos__V1__NodeConfig	*(*current)(void *);
+	dp_current_fn			 current;
 	void				*current_arg;
 	struct event			*check;
 	char				 detail[128];
@@ -123,7 +124,8 @@ unchanged(const struct wgtool_dp *t, const struct wg_device *cur,
 }
 
 static int
-wgtool_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_result *res,
+wgtool_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg,
+    const struct peerset *peers, void (*busy)(void *), void *busy_arg, struct dp_result *res,
     char *why, size_t whylen)
 {
 	struct wgtool_dp *t = dp->ctx;
@@ -138,7 +140,7 @@ wgtool_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_
 	memset(res, 0, sizeof(*res));
 	memset(&want, 0, sizeof(want));
 	if ((rc = iface_check(t)) != 0 ||
-	    (rc = wgdp_desired(&want, t->priv, t->awg, cfg)) != 0 ||
+	    (rc = wgdp_desired(&want, t->priv, t->awg, cfg, peers)) != 0 ||
 	    (rc = read_dump(t, &cur, 0)) != 0 || (rc = uapi_count(&c, cur, &want)) != 0 ||
 	    (rc = uapi_conf(&text, &len, &want)) != 0)
 		goto fail;
@@ -146,6 +148,9 @@ wgtool_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg, struct dp_
 	if (unchanged(t, cur, &want, &c, hash)) {
 		log_debug("buoy: wgtool interface=%s unchanged; no syncconf", t->ifname);
 	} else {
+		/* wg(8) takes the whole text before it answers: nothing to overlap with. */
+		if (busy != NULL)
+			busy(busy_arg);
 		if ((rc = feed(t, "syncconf", text, len)) != 0)
 			goto fail;
 		memcpy(t->conf_hash, hash, 32);
@@ -182,6 +187,7 @@ wgtool_delta(struct dataplane *dp, const Pharos__V1__PeerDelta *d, struct dp_res
 {
 	struct wgtool_dp *t = dp->ctx;
 	Pharos__V1__NodeConfig only = PHAROS__V1__NODE_CONFIG__INIT;
+	struct peerset *add = NULL;
 	static const uint8_t nokey[32];
 	struct wg_desired want;
 	const char **argv = NULL;
@@ -195,9 +201,8 @@ wgtool_delta(struct dataplane *dp, const Pharos__V1__PeerDelta *d, struct dp_res
 		goto out;
 	if (d->n_add > 0) {
 		/* No private key, no port: an [Interface] that changes nothing. */
-		only.peers = d->add;
-		only.n_peers = d->n_add;
-		if ((rc = wgdp_desired(&want, nokey, false, &only)) != 0 ||
+		if ((rc = config_peerset(&add, d->add, d->n_add, false)) != 0 ||
+		    (rc = wgdp_desired(&want, nokey, false, &only, add)) != 0 ||
 		    (rc = uapi_conf(&text, &len, &want)) != 0 ||
 		    (rc = feed(t, "addconf", text, len)) != 0)
 			goto out;
@@ -231,6 +236,7 @@ out:
 		snprintf(why, whylen, "%s", err_last());
 	uapi_body_free(text, len);
 	wg_desired_clear(&want);
+	peerset_free(add);
 	free(argv);
 	free(b64);
 	return rc;
@@ -267,13 +273,14 @@ static int
 wgtool_restart(struct dataplane *dp, const char *reason, char *why, size_t whylen)
 {
 	struct wgtool_dp *t = dp->ctx;
-	const Pharos__V1__NodeConfig *cfg = t->current(t->current_arg);
+	const struct peerset *peers;
+	const Pharos__V1__NodeConfig *cfg = t->current(t->current_arg, &peers);
 	struct dp_result res;
 
 	log_info("buoy: re-applying everything to interface=%s: %s", t->ifname, reason);
 	t->up = false;
 	t->have_hash = false;
-	if (cfg != NULL && wgtool_apply(dp, cfg, &res, why, whylen) != 0)
+	if (cfg != NULL && wgtool_apply(dp, cfg, peers, NULL, NULL, &res, why, whylen) != 0)
 		return ERR_SYS;
 	wgdp_emit(dp, PHAROS__V1__EVENT_KIND__EVENT_KIND_BACKEND_RESTARTED, NULL, NULL, 0, reason);
 	return 0;
@@ -288,7 +295,8 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct wgtool_dp *t = arg;
 	struct timeval tv = { WGDP_CHECK_MS / 1000, (WGDP_CHECK_MS % 1000) * 1000 };
-	const Pharos__V1__NodeConfig *cfg = t->current(t->current_arg);
+	const struct peerset *peers;
+	const Pharos__V1__NodeConfig *cfg = t->current(t->current_arg, &peers);
 	struct wg_device *dev = NULL;
 	struct dp_result res;
 	unsigned idx = if_nametoindex(t->ifname);
@@ -311,7 +319,7 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 	} else if (idx != t->ifindex) {
 		snprintf(reason, sizeof(reason), "interface %s appeared (ifindex %u)", t->ifname,
 		    idx);
-		if (wgtool_apply(&t->dp, cfg, &res, why, sizeof(why)) != 0) {
+		if (wgtool_apply(&t->dp, cfg, peers, NULL, NULL, &res, why, sizeof(why)) != 0) {
 			log_warnx("buoy: %s; applying the running config failed: %s", reason, why);
 			wgdp_emit(&t->dp, PHAROS__V1__EVENT_KIND__EVENT_KIND_DATA_PLANE_ERROR, NULL,
 			    NULL, 0, why);
@@ -352,7 +360,7 @@ wgtool_free(struct dataplane *dp)
 
 struct dataplane *
 dp_wgtool_new(struct event_base *base, const char *dir, const char *ifname, const char *tool,
-    const Pharos__V1__NodeConfig *(*current)(void *), void *arg)
+    dp_current_fn current, void *arg)
 {
 	struct wgtool_dp *t;
 	struct timeval tv = { WGDP_CHECK_MS / 1000, 0 };

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <arpa/inet.h>
+
 #include <malloc.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -37,7 +39,7 @@ wgdp_load_key(uint8_t priv[32], const char *dir)
 
 int
 wgdp_desired(struct wg_desired *d, const uint8_t priv[32], bool awg,
-    const Pharos__V1__NodeConfig *cfg)
+    const Pharos__V1__NodeConfig *cfg, const struct peerset *peers)
 {
 	size_t i, j;
 
@@ -65,23 +67,29 @@ wgdp_desired(struct wg_desired *d, const uint8_t priv[32], bool awg,
 				return ERR_NOMEM;
 			}
 	}
-	if (cfg->n_peers > 0 && (d->peers = calloc(cfg->n_peers, sizeof(*d->peers))) == NULL) {
+	if (peers == NULL || peers->n == 0)
+		return 0;
+	if ((d->peers = calloc(peers->n, sizeof(*d->peers))) == NULL) {
 		err_set("out of memory");
 		return ERR_NOMEM;
 	}
-	for (i = 0; i < cfg->n_peers; i++) {
-		const Pharos__V1__Peer *p = cfg->peers[i];
+	for (i = 0; i < peers->n; i++) {
+		const struct peerset_peer *p = &peers->v[i];
 		struct wg_peer *w = &d->peers[d->npeers++];
-		if (p->public_key.len != 32) {
-			err_set("peer %zu: public key is %zu bytes", i, p->public_key.len);
-			return ERR_INVAL;
-		}
-		memcpy(w->public_key, p->public_key.data, 32);
-		snprintf(w->endpoint, sizeof(w->endpoint), "%s", p->endpoint ? p->endpoint : "");
-		w->keepalive = (int)p->persistent_keepalive;
-		for (j = 0; j < p->n_allowed_ips; j++)
-			if (wg_peer_add_allowed_ip(w, p->allowed_ips[j]) != 0)
+		struct peerset_cidr c;
+		size_t off = p->ips;
+
+		memcpy(w->public_key, p->key, 32);
+		snprintf(w->endpoint, sizeof(w->endpoint), "%s", peerset_endpoint(peers, i));
+		w->keepalive = p->keepalive;
+		for (j = 0; j < p->n_ips; j++) {
+			char ip[INET6_ADDRSTRLEN], text[64];
+			peerset_next_ip(peers, &off, &c);
+			addr_ntop(&c.ip, ip, sizeof(ip));
+			snprintf(text, sizeof(text), "%s/%u", ip, c.prefix);
+			if (wg_peer_add_allowed_ip(w, text) != 0)
 				return ERR_INVAL;
+		}
 	}
 	return 0;
 }

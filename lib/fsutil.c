@@ -12,15 +12,17 @@
 #include "fsutil.h"
 
 int
-fs_write_atomic(const char *path, const void *data, size_t len, int mode)
+fs_write_prepare(struct fs_pending *pw, const char *path, const void *data, size_t len,
+    int mode)
 {
 	const char *bytes = data;
-	char *tmp = NULL, *dir = NULL;
+	char *tmp = NULL, *dir = NULL, *dst = NULL;
 	const char *base;
 	size_t off = 0, plen, dlen;
 	ssize_t w;
-	int fd = -1, dfd = -1, created = 0, rc = ERR_SYS;
+	int fd = -1, created = 0, rc = ERR_SYS;
 
+	memset(pw, 0, sizeof(*pw));
 	if (path == NULL || *path == '\0' || (data == NULL && len > 0) || (mode & ~07777) != 0) {
 		err_set("fs_write_atomic: bad arguments");
 		return ERR_INVAL;
@@ -32,7 +34,8 @@ fs_write_atomic(const char *path, const void *data, size_t len, int mode)
 		err_set("%s: not a file name", path);
 		return ERR_INVAL;
 	}
-	if ((dir = strdup(dlen ? path : ".")) == NULL || (tmp = malloc(plen + 16)) == NULL) {
+	if ((dir = strdup(dlen ? path : ".")) == NULL || (tmp = malloc(plen + 16)) == NULL ||
+	    (dst = strdup(path)) == NULL) {
 		err_set("out of memory");
 		rc = ERR_NOMEM;
 		goto out;
@@ -72,27 +75,70 @@ fs_write_atomic(const char *path, const void *data, size_t len, int mode)
 		err_setsys("%s: close", tmp);
 		goto out;
 	}
-	if (rename(tmp, path) == -1) {
-		err_setsys("%s: rename", path);
-		goto out;
-	}
-	created = 0;	/* it is path now */
-	/* the rename itself is durable only once the directory is */
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 || fsync(dfd) == -1) {
-		err_setsys("%s: fsync", dir);
-		goto out;
-	}
-	rc = 0;
+	pw->tmp = tmp;
+	pw->dir = dir;
+	pw->path = dst;
+	return 0;
 out:
 	if (fd != -1)
 		close(fd);
-	if (dfd != -1)
-		close(dfd);
 	if (created)
 		unlink(tmp);
 	free(tmp);
 	free(dir);
+	free(dst);
 	return rc;
+}
+
+int
+fs_write_commit(struct fs_pending *pw)
+{
+	int dfd, rc = 0;
+
+	if (pw->tmp == NULL) {
+		err_set("fs_write_commit: nothing prepared");
+		return ERR_INVAL;
+	}
+	if (rename(pw->tmp, pw->path) == -1) {
+		err_setsys("%s: rename", pw->path);
+		fs_write_abort(pw);
+		return ERR_SYS;
+	}
+	/* the rename itself is durable only once the directory is */
+	if ((dfd = open(pw->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 || fsync(dfd) == -1) {
+		err_setsys("%s: fsync", pw->dir);
+		rc = ERR_SYS;
+	}
+	if (dfd != -1)
+		close(dfd);
+	free(pw->tmp);
+	free(pw->dir);
+	free(pw->path);
+	memset(pw, 0, sizeof(*pw));
+	return rc;
+}
+
+void
+fs_write_abort(struct fs_pending *pw)
+{
+	if (pw == NULL || pw->tmp == NULL)
+		return;
+	unlink(pw->tmp);
+	free(pw->tmp);
+	free(pw->dir);
+	free(pw->path);
+	memset(pw, 0, sizeof(*pw));
+}
+
+int
+fs_write_atomic(const char *path, const void *data, size_t len, int mode)
+{
+	struct fs_pending pw;
+	int rc;
+
+	if ((rc = fs_write_prepare(&pw, path, data, len, mode)) != 0)
+		return rc;
+	return fs_write_commit(&pw);
 }
 
 int

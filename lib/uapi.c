@@ -27,6 +27,13 @@ struct sbuf {
 	char	*p;
 	size_t	 len, cap;
 	int	 rc;
+	/* Streaming to a UAPI set (uapi_set_diff()); fd -1: not yet connected. */
+	const char	*sock_path;	/* NULL: no streaming */
+	int		 fd;
+	int64_t		 deadline;
+	size_t		 sent;
+	void		(*busy)(void *);
+	void		*busy_arg;
 };
 
 static int
@@ -70,6 +77,17 @@ sb_printf(struct sbuf *sb, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	/* Usually it fits: format once. */
+	if (sb->rc == 0 && sb->p != NULL && sb->cap - sb->len > 1) {
+		va_start(ap, fmt);
+		n = vsnprintf(sb->p + sb->len, sb->cap - sb->len, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < sb->cap - sb->len) {
+			sb->len += (size_t)n;
+			return;
+		}
+		sb->p[sb->len] = '\0';
+	}
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
@@ -621,9 +639,15 @@ uapi_connect(int *fdp, const char *path)
 	return 0;
 }
 
+/*
+ * *busy, if set, is called (and cleared) the first time the socket is full: the
+ * implementation then has plenty to chew on, and the caller's own work overlaps with it.
+ */
 static int
-send_all(int fd, const char *buf, size_t len, int64_t deadline, const char *path)
+send_all_busy(int fd, const char *buf, size_t len, int64_t deadline, const char *path,
+    void (**busy)(void *), void *busy_arg)
 {
+	void (*fn)(void *);
 	ssize_t w;
 	int rc;
 
@@ -633,6 +657,10 @@ send_all(int fd, const char *buf, size_t len, int64_t deadline, const char *path
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if (busy != NULL && (fn = *busy) != NULL) {
+					*busy = NULL;
+					fn(busy_arg);
+				}
 				if ((rc = wait_fd(fd, POLLOUT, deadline, path)) != 0)
 					return rc;
 				continue;
@@ -644,6 +672,12 @@ send_all(int fd, const char *buf, size_t len, int64_t deadline, const char *path
 		len -= (size_t)w;
 	}
 	return 0;
+}
+
+static int
+send_all(int fd, const char *buf, size_t len, int64_t deadline, const char *path)
+{
+	return send_all_busy(fd, buf, len, deadline, path, NULL, NULL);
 }
 
 /* Read up to and including the first blank line (or EOF). */
@@ -726,13 +760,13 @@ uapi_get(struct wg_device **out, const char *sock_path)
 	return uapi_get_timeout(out, sock_path, UAPI_TIMEOUT_MS);
 }
 
+static int set_finish(int fd, int64_t deadline, const char *sock_path);
+
 int
 uapi_set(const char *sock_path, const char *body, size_t len)
 {
-	struct sbuf sb = { 0 };
 	int64_t deadline = now_ms() + UAPI_TIMEOUT_MS;
-	char *nl;
-	int fd, rc, eno;
+	int fd, rc;
 
 	/* A blank line would end the operation early and start another. */
 	if (len > 0 && (body[0] == '\n' || body[len - 1] != '\n' ||
@@ -742,9 +776,22 @@ uapi_set(const char *sock_path, const char *body, size_t len)
 	}
 	if ((rc = uapi_connect(&fd, sock_path)) != 0)
 		return rc;
-	if ((rc = send_all(fd, "set=1\n", 6, deadline, sock_path)) != 0 ||
-	    (rc = send_all(fd, body, len, deadline, sock_path)) != 0 ||
-	    (rc = send_all(fd, "\n", 1, deadline, sock_path)) != 0 ||
+	if ((rc = send_all(fd, "set=1\n", 6, deadline, sock_path)) == 0 &&
+	    (rc = send_all(fd, body, len, deadline, sock_path)) == 0)
+		rc = set_finish(fd, deadline, sock_path);
+	close(fd);
+	return rc;
+}
+
+/* The blank line that ends a set, then its answer. */
+static int
+set_finish(int fd, int64_t deadline, const char *sock_path)
+{
+	struct sbuf sb = { 0 };
+	char *nl;
+	int rc, eno;
+
+	if ((rc = send_all(fd, "\n", 1, deadline, sock_path)) != 0 ||
 	    (rc = read_reply(&sb, fd, deadline, sock_path)) != 0)
 		goto out;
 	/* Exactly "errno=N\n", then the blank line (or EOF). */
@@ -767,7 +814,6 @@ uapi_set(const char *sock_path, const char *body, size_t len)
 		rc = ERR_LIB;
 	}
 out:
-	close(fd);
 	sb_wipe(&sb);
 	return rc;
 }
@@ -1063,54 +1109,127 @@ uapi_diff(char **body, size_t *len, const struct wg_device *cur,
 	return uapi_diff_count(body, len, &c, cur, want);
 }
 
-int
-uapi_diff_count(char **body, size_t *len, struct uapi_counts *counts,
-    const struct wg_device *cur, const struct wg_desired *want)
+/*
+ * Streaming: once the body holds this much, it goes to the socket (connecting and
+ * sending "set=1" first) and the buffer starts again. Below it nothing is sent until the
+ * end, so a diff with nothing in it never connects.
+ */
+#define STREAM_CHUNK	(64 * 1024)
+
+static int
+sb_flush(struct sbuf *sb, size_t atleast)
 {
-	struct sbuf sb = { 0 };
+	int rc;
+
+	if (sb->sock_path == NULL || sb->rc != 0 || sb->len < atleast)
+		return sb->rc;
+	if (sb->fd < 0) {
+		if ((rc = uapi_connect(&sb->fd, sb->sock_path)) != 0 ||
+		    (rc = send_all(sb->fd, "set=1\n", 6, sb->deadline, sb->sock_path)) != 0)
+			return sb->rc = rc;
+	}
+	if ((rc = send_all_busy(sb->fd, sb->p, sb->len, sb->deadline, sb->sock_path,
+	    &sb->busy, sb->busy_arg)) != 0)
+		return sb->rc = rc;
+	sb->sent += sb->len;
+	sodium_memzero(sb->p, sb->len);		/* the private key may be in it */
+	sb->len = 0;
+	sb->p[0] = '\0';
+	return 0;
+}
+
+/*
+ * The diff of cur and want into sb, flushed as it grows when sb streams. Everything that
+ * can be refused is checked before the first line.
+ */
+static int
+diff_run(struct sbuf *sb, struct uapi_counts *counts, const struct wg_device *cur,
+    const struct wg_desired *want)
+{
 	const struct wg_peer **cv = NULL, **wv = NULL, *other;
 	size_t i;
 	bool changed = false;
 	int rc;
 
-	*body = NULL;
-	*len = 0;
 	memset(counts, 0, sizeof(*counts));
 	if ((rc = check_desired(want)) != 0)
 		return rc;
 	if ((rc = sorted_peers(&cv, cur->peers, cur->npeers, "the device")) != 0 ||
 	    (rc = sorted_peers(&wv, want->peers, want->npeers, "the desired state")) != 0)
 		goto out;
-	if ((rc = sb_reserve(&sb, 0)) != 0)
+	if ((rc = sb_reserve(sb, STREAM_CHUNK)) != 0)
 		goto out;
-	emit_device(&sb, cur, want);
-	for (i = 0; i < cur->npeers; i++) {
+	emit_device(sb, cur, want);
+	for (i = 0; i < cur->npeers && rc == 0; i++) {
 		if (find_peer(wv, want->npeers, cv[i]) == NULL) {
-			emit_key(&sb, cv[i]->public_key);
-			sb_printf(&sb, "remove=true\n");
+			emit_key(sb, cv[i]->public_key);
+			sb_printf(sb, "remove=true\n");
 			counts->removed++;
+			rc = sb_flush(sb, STREAM_CHUNK);
 		}
 	}
 	for (i = 0; i < want->npeers && rc == 0; i++)
 		if (find_peer(cv, cur->npeers, wv[i]) == NULL) {
-			rc = emit_new_peer(&sb, wv[i]);
+			if ((rc = emit_new_peer(sb, wv[i])) == 0)
+				rc = sb_flush(sb, STREAM_CHUNK);
 			counts->added++;
 		}
 	for (i = 0; i < want->npeers && rc == 0; i++)
 		if ((other = find_peer(cv, cur->npeers, wv[i])) != NULL) {
-			rc = emit_changed_peer(&sb, other, wv[i], &changed);
+			if ((rc = emit_changed_peer(sb, other, wv[i], &changed)) == 0)
+				rc = sb_flush(sb, STREAM_CHUNK);
 			counts->changed += changed;
 		}
 	if (rc == 0)
-		rc = sb.rc;
-	if (rc == 0) {
+		rc = sb->rc;
+out:
+	free(cv);
+	free(wv);
+	return rc;
+}
+
+int
+uapi_diff_count(char **body, size_t *len, struct uapi_counts *counts,
+    const struct wg_device *cur, const struct wg_desired *want)
+{
+	struct sbuf sb = { 0 };
+	int rc;
+
+	*body = NULL;
+	*len = 0;
+	sb.fd = -1;
+	if ((rc = diff_run(&sb, counts, cur, want)) == 0) {
 		*body = sb.p;
 		*len = sb.len;
 		sb.p = NULL;	/* the caller's now */
 	}
-out:
-	free(cv);
-	free(wv);
+	sb_wipe(&sb);
+	return rc;
+}
+
+int
+uapi_set_diff(const char *sock_path, struct uapi_counts *counts, size_t *sent,
+    const struct wg_device *cur, const struct wg_desired *want, void (*busy)(void *),
+    void *busy_arg)
+{
+	struct sbuf sb = { 0 };
+	int rc;
+
+	*sent = 0;
+	sb.sock_path = sock_path;
+	sb.fd = -1;
+	sb.deadline = now_ms() + UAPI_TIMEOUT_MS;
+	sb.busy = busy;
+	sb.busy_arg = busy_arg;
+	if ((rc = diff_run(&sb, counts, cur, want)) == 0 && (sb.fd >= 0 || sb.len > 0) &&
+	    (rc = sb_flush(&sb, 0)) == 0) {
+		if (sb.busy != NULL)
+			sb.busy(sb.busy_arg);	/* it all fit in the socket at once */
+		rc = set_finish(sb.fd, sb.deadline, sock_path);
+	}
+	*sent = sb.sent;
+	if (sb.fd >= 0)
+		close(sb.fd);
 	sb_wipe(&sb);
 	return rc;
 }

@@ -118,6 +118,20 @@ int	uapi_diff_count(char **body, size_t *len, struct uapi_counts *,
 	    const struct wg_device *cur, const struct wg_desired *want);
 
 /*
+ * uapi_diff_count() and uapi_set() in one, streamed: the body goes to the socket in
+ * chunks as it is made, so the implementation starts on the first peers while the rest
+ * are written. busy(busy_arg), if not NULL, is called once while the implementation
+ * takes the body (when the socket is first full, else after the last byte), so the
+ * caller's own work overlaps with it. Nothing is sent and busy is not called when
+ * nothing differs. Whatever can be refused (want, duplicate keys) is checked before the
+ * first byte; a failure after it (out of memory, the socket) leaves the lines already
+ * taken applied, as with any set that fails half way. *sent: bytes of body sent.
+ */
+int	uapi_set_diff(const char *sock_path, struct uapi_counts *, size_t *sent,
+	    const struct wg_device *cur, const struct wg_desired *want,
+	    void (*busy)(void *), void *busy_arg);
+
+/*
  * want as wg(8) configuration text, for `wg syncconf IF /dev/stdin` (or `awg`): an
  * [Interface] with PrivateKey (clamped; none if zero), ListenPort (unless 0) and, when
  * want->awg, Jc..I5 by uapi_diff()'s rules; then a [Peer] per peer in key order with
