@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cliutil.h"
+#include "diag.h"
+#include "err.h"
+#include "fleet.h"
+#include "source.h"
+#include "state.h"
 
 const char *
 cli_time(char buf[CLI_TIME_MAX], int64_t t, const char *zero)
@@ -45,4 +51,35 @@ cli_user(char *buf, size_t bufsz)
 	else
 		snprintf(buf, bufsz, "uid:%u", (unsigned)getuid());
 	return buf;
+}
+
+int
+cli_load_applied(struct fleet **f, struct source **src, struct state *st)
+{
+	char gitdir[4096], rev[300], *branch = NULL;
+	struct diag d;
+	int rc;
+
+	*f = NULL;
+	*src = NULL;
+	if ((rc = state_meta_get(st, "branch", &branch)) < 0)
+		return rc;
+	snprintf(rev, sizeof(rev), "refs/heads/%s", branch != NULL ? branch : "main");
+	free(branch);
+	if ((size_t)snprintf(gitdir, sizeof(gitdir), "%s/%s", state_dir(st), STATE_GIT) >=
+	    sizeof(gitdir)) {
+		err_set("%s: path too long", state_dir(st));
+		return ERR_TOOBIG;
+	}
+	if ((rc = source_open_git(src, gitdir, rev)) != 0)
+		return rc;
+	diag_init(&d);
+	if ((rc = fleet_load(f, *src, &d)) == 0)
+		fleet_validate(*f, &d);
+	diag_free(&d);
+	if (rc != 0) {
+		source_free(*src);
+		*src = NULL;
+	}
+	return rc;
 }

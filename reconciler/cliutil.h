@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct fleet;
+struct source;
+struct state;
+
 #define CLI_TIME_MAX	32
 
 /* "2024-01-02T03:04:05Z" (UTC), or `zero` when t is 0. */
@@ -17,5 +21,11 @@ const char *cli_time(char buf[CLI_TIME_MAX], int64_t t, const char *zero);
 const char *cli_clean(char *dst, size_t dstsz, const char *src);
 /* The name of the user running this command, for audit details ("uid:N" if unknown). */
 const char *cli_user(char *buf, size_t bufsz);
+/*
+ * The fleet at the head of the applied branch (state meta "branch", default main) of the
+ * state directory's fleet.git, validated for the effective values (admin roles, defaults).
+ * Both are the caller's: fleet_free(), then source_free().
+ */
+int	 cli_load_applied(struct fleet **f, struct source **src, struct state *st);
 
 #endif

@@ -20,7 +20,6 @@
 #include "cliutil.h"
 #include "cox.h"
 #include "ctlpki.h"
-#include "diag.h"
 #include "err.h"
 #include "fleet.h"
 #include "fsutil.h"
@@ -59,38 +58,6 @@ open_state(struct state **st, const char *dir, int flags)
 		return -1;
 	}
 	return 0;
-}
-
-/* The fleet at the head of the applied branch (validated, for the effective values). */
-static int
-load_applied(struct fleet **f, struct source **src, struct state *st)
-{
-	char gitdir[4096], rev[300], *branch = NULL;
-	struct diag d;
-	int rc;
-
-	*f = NULL;
-	*src = NULL;
-	if ((rc = state_meta_get(st, "branch", &branch)) < 0)
-		return rc;
-	snprintf(rev, sizeof(rev), "refs/heads/%s", branch != NULL ? branch : "main");
-	free(branch);
-	if ((size_t)snprintf(gitdir, sizeof(gitdir), "%s/%s", state_dir(st), STATE_GIT) >=
-	    sizeof(gitdir)) {
-		err_set("%s: path too long", state_dir(st));
-		return ERR_TOOBIG;
-	}
-	if ((rc = source_open_git(src, gitdir, rev)) != 0)
-		return rc;
-	diag_init(&d);
-	if ((rc = fleet_load(f, *src, &d)) == 0)
-		fleet_validate(*f, &d);
-	diag_free(&d);
-	if (rc != 0) {
-		source_free(*src);
-		*src = NULL;
-	}
-	return rc;
 }
 
 static void
@@ -188,7 +155,7 @@ nodes_list(int argc, char **argv)
 	}
 	if (open_state(&st, argv[optind], STATE_READONLY) != 0)
 		return COX_FAIL;
-	if (load_applied(&fleet, &src, st) != 0 || state_node_list(st, &sv, &nsv) != 0) {
+	if (cli_load_applied(&fleet, &src, st) != 0 || state_node_list(st, &sv, &nsv) != 0) {
 		fprintf(stderr, "cox nodes list: %s\n", err_last());
 		goto out;
 	}

@@ -24,6 +24,8 @@ static const struct {
 	{ "run", cmd_run, "run the controller: watch the fleet repo, push to the nodes" },
 	{ "status", cmd_status, "the fleet revision and every node's state" },
 	{ "plan", cmd_plan, "show what a change to the fleet repository does to every node" },
+	{ "admin", cmd_admin, "set an admin's passphrase for the admin UI" },
+	{ "tokens", cmd_tokens, "create, list and revoke API tokens for the admin API" },
 };
 
 static void

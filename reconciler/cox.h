@@ -14,5 +14,7 @@ int	cmd_ssh_key(int argc, char **argv);
 int	cmd_run(int argc, char **argv);
 int	cmd_status(int argc, char **argv);
 int	cmd_plan(int argc, char **argv);
+int	cmd_admin(int argc, char **argv);
+int	cmd_tokens(int argc, char **argv);
 
 #endif

@@ -79,6 +79,39 @@ static const char *const migrations[] = {
 	"  seq	INTEGER NOT NULL,"
 	"  hash	BLOB NOT NULL"
 	");",
+	/* 2: admin authentication (reconciler/auth.c, docs/DESIGN.md §10) */
+	"CREATE TABLE auth_passwords ("
+	"  username	TEXT PRIMARY KEY NOT NULL,"
+	"  hash		TEXT NOT NULL,"		/* crypto_pwhash_str() (Argon2id) */
+	"  updated_unix	INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE TABLE auth_sessions ("
+	"  id_hash	BLOB PRIMARY KEY NOT NULL CHECK (length(id_hash) = 32),"	/* SHA-256 */
+	"  username	TEXT NOT NULL,"
+	"  client_ip	TEXT NOT NULL,"
+	"  created_unix	INTEGER NOT NULL,"
+	"  last_used_unix	INTEGER NOT NULL,"
+	"  expires_unix	INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE INDEX auth_sessions_user ON auth_sessions (username, last_used_unix);"
+	"CREATE TABLE auth_tokens ("
+	"  id		INTEGER PRIMARY KEY,"
+	"  name		TEXT NOT NULL,"
+	"  hash		BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"		/* SHA-256 */
+	"  scope	INTEGER NOT NULL CHECK (scope BETWEEN 1 AND 3),"
+	"  created_by	TEXT NOT NULL,"
+	"  created_unix	INTEGER NOT NULL,"
+	"  expires_unix	INTEGER NOT NULL,"
+	"  last_used_unix	INTEGER NOT NULL DEFAULT 0,"
+	"  revoked_unix	INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE UNIQUE INDEX auth_tokens_live_name ON auth_tokens (name) WHERE revoked_unix = 0;"
+	/* failed logins, keyed "user:<name>" or "ip:<address or /64>" */
+	"CREATE TABLE auth_failures ("
+	"  key		TEXT NOT NULL,"
+	"  time_unix	INTEGER NOT NULL"
+	");"
+	"CREATE INDEX auth_failures_key ON auth_failures (key, time_unix);",
 };
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -3,9 +3,10 @@
  * The controller's state directory (BRIEF.md §4): DIR/fleet.git holds intent, DIR/state.db
  * (SQLite, WAL, numbered migrations) holds everything that is not in git — the PKI and the
  * config-signing key, per-node enrollment and observed state, the tunnel addresses given to
- * device keys, the audit log. Every function is safe to call from the one loop thread; the
- * CLI commands (`cox status`, `cox audit`) open the same database read-mostly while
- * `cox run` holds it (WAL readers never block the writer).
+ * device keys, the audit log, admin passphrases, sessions and API tokens (auth.h). Every
+ * function is safe to call from the one loop thread; the CLI commands (`cox status`,
+ * `cox audit`) open the same database read-mostly while `cox run` holds it (WAL readers
+ * never block the writer).
  */
 #ifndef PHAROS_STATE_H
 #define PHAROS_STATE_H
