@@ -85,6 +85,8 @@ BEACON_SRCS	:= relay/beacon.c
 UNIT_SRCS	:= $(wildcard tests/unit/test_*.c)
 FUZZ_SRCS	:= $(wildcard tests/fuzz/fuzz_*.c)
 TOOL_SRCS	:= $(wildcard tests/tools/*.c)
+WEBUI		:= $(sort $(wildcard webui/*.html webui/*.js webui/*.css webui/*.svg))
+WEBUI_OBJ	:= $(BUILD)/gen/webui.o
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -114,6 +116,16 @@ $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 	$(call msg,CC,$<)
 	$(Q)$(CC) $(CPPFLAGS) $(filter-out -Wmissing-prototypes -Wcast-qual,$(ALL_CFLAGS)) -c $< -o $@
 
+# The admin UI's files, embedded (reconciler/webui.h): generated, never committed.
+$(BUILD)/gen/webui.c: $(WEBUI) scripts/embed-webui
+	@mkdir -p $(@D)
+	$(call msg,EMBED,webui/)
+	$(Q)$(PYTHON) scripts/embed-webui $@ $(WEBUI)
+
+$(WEBUI_OBJ): $(BUILD)/gen/webui.c
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
 $(BUILD)/obj/%.o: %.c | $(PROTO_SRCS)
 	@mkdir -p $(@D)
 	$(call msg,CC,$<)
@@ -127,7 +139,7 @@ $(LIBFLEET): $(call obj,$(FLEET_SRCS))
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(LIBCOX): $(call obj,$(COX_SRCS))
+$(LIBCOX): $(call obj,$(COX_SRCS)) $(WEBUI_OBJ)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 

@@ -28,6 +28,7 @@ struct ipam;
 struct grpc_channel;
 struct grpc_ccall;
 struct ctl;
+struct admin;
 
 /* ---- loader.c: revisions are read, validated and compiled on a worker thread ---- */
 
@@ -187,6 +188,7 @@ struct ctl {
 	struct load_result	*cur;		/* the applied revision's fleet and configs */
 	struct loader		 loader;
 	struct upstream		 upstream;
+	struct admin		*admin;		/* NULL: --admin off */
 	unsigned		 fetch_ms;
 	bool			 replan;	/* node keys changed: rebuild the applied revision */
 	struct cnode		**nodes;	/* sorted by name */

@@ -27,6 +27,7 @@
 
 #include "clock.h"
 #include "cox.h"
+#include "admin.h"
 #include "ctl.h"
 #include "ctlpki.h"
 #include "desired.h"
@@ -304,6 +305,7 @@ on_loaded(evutil_socket_t fd, short what, void *arg)
 		}
 		ctl_audit(c, "revision.refused", r->rev, "author=%s errors=%zu", r->author,
 		    r->nerr);
+		admin_revision(c->admin, r);
 		load_result_free(r);
 		goto next;
 	}
@@ -335,6 +337,7 @@ on_loaded(evutil_socket_t fd, short what, void *arg)
 		c->cur = r;
 		c->converged = false;
 		apply_nodes(c);
+		admin_revision(c->admin, r);
 		ctl_node_synced(c);
 		load_result_free(old);
 		/* A 100,000-device revision is ~100 MB of short-lived parse state on the loader's
@@ -408,6 +411,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (i = 0; i < c->nnodes; i++)
 		cnode_tick(c->nodes[i], now);
+	admin_tick(c->admin);
 	if (c->replan && loader_idle(&c->loader) && c->applied_rev[0] != '\0' &&
 	    strcmp(c->seen_rev, c->applied_rev) == 0) {
 		c->replan = false;
@@ -438,7 +442,9 @@ usage(FILE *f)
 	    "DIR/fleet.git, validate each new revision of the applied branch and bring every\n"
 	    "node to it over mutual TLS. It listens on nothing public; it dials the nodes.\n\n"
 	    "options:\n"
-	    "  --admin HOST:PORT  admin UI/API address (default 127.0.0.1:8440; not yet served)\n"
+	    "  --admin HOST:PORT  serve the admin UI and API here (default 127.0.0.1:8440;\n"
+	    "                     port 0 picks a free one; \"off\" serves nothing). Loopback only\n"
+	    "  --admin-allow-remote  ... unless this is given too (then put TLS in front)\n"
 	    "  --poll SECONDS     status poll period per node (default 5; 3 missed = unreachable)\n"
 	    "  --sweep SECONDS    drift sweep period (default: the fleet's reconcile.sweep)\n"
 	    "  --fetch-interval SECONDS  with a remote \"upstream\" in DIR/fleet.git (a fleet\n"
@@ -507,6 +513,8 @@ ctl_close(struct ctl *c)
 	size_t i;
 
 	c->stopping = true;
+	admin_stop(c->admin);
+	c->admin = NULL;
 	upstream_stop(&c->upstream);
 	loader_stop(&c->loader);
 	for (i = 0; i < c->nnodes; i++)
@@ -547,6 +555,7 @@ cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "admin", required_argument, NULL, 'a' },
+		{ "admin-allow-remote", no_argument, NULL, 'A' },
 		{ "poll", required_argument, NULL, 'p' },
 		{ "sweep", required_argument, NULL, 's' },
 		{ "fetch-interval", required_argument, NULL, 'f' },
@@ -559,6 +568,7 @@ cmd_run(int argc, char **argv)
 	enum log_level level = LOG_INFO;
 	struct timeval tick = { 1, 0 };
 	const char *admin = "127.0.0.1:8440";
+	bool admin_remote = false;
 	double v;
 	int ch, rc = COX_FAIL;
 
@@ -567,6 +577,9 @@ cmd_run(int argc, char **argv)
 		switch (ch) {
 		case 'a':
 			admin = optarg;
+			break;
+		case 'A':
+			admin_remote = true;
 			break;
 		case 'p':
 		case 's':
@@ -627,6 +640,10 @@ cmd_run(int argc, char **argv)
 		fprintf(stderr, "cox run: cannot set up events\n");
 		goto out;
 	}
+	if (strcmp(admin, "off") != 0 && admin_start(&c.admin, &c, admin, admin_remote) != 0) {
+		fprintf(stderr, "cox run: %s\n", err_last());
+		goto out;
+	}
 	if (watch_refs(&c) != 0 || loader_start(&c.loader, &c) != 0 ||
 	    upstream_start(&c.upstream, &c, c.fetch_ms) != 0) {
 		fprintf(stderr, "cox run: %s\n", err_last());
@@ -642,9 +659,8 @@ cmd_run(int argc, char **argv)
 		}
 		free(applied);
 	}
-	log_info("cox %s running dir=%s fleet=%s branch=%s poll_s=%.1f admin=%s (admin UI not "
-	    "served yet)", PHAROS_VERSION, c.dir, c.fleet_id, c.branch, c.poll_ms / 1000.0,
-	    admin);
+	log_info("cox %s running dir=%s fleet=%s branch=%s poll_s=%.1f admin=%s", PHAROS_VERSION,
+	    c.dir, c.fleet_id, c.branch, c.poll_ms / 1000.0, admin);
 	ctl_audit(&c, "controller.start", c.fleet_id, "version=%s", PHAROS_VERSION);
 	check_head(&c);
 	event_base_dispatch(c.base);
