@@ -409,7 +409,9 @@ session_create(struct state *st, const char *user, const char *ip, int64_t now,
 		goto out;
 	sqlite3_bind_blob(s, 1, id, sizeof(id), SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, user, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, ip != NULL ? ip : "", -1, SQLITE_STATIC);
+	/* for display only; whatever the server passed, at most 64 bytes of it */
+	sqlite3_bind_text(s, 3, ip != NULL ? ip : "", ip != NULL ? (int)strnlen(ip, 64) : 0,
+	    SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, now);
 	sqlite3_bind_int64(s, 5, now + AUTH_SESSION_MAX_S);
 	if ((rc = step_done(st, s, "creating a session")) != 0)
