@@ -69,6 +69,7 @@ struct job {
 	char			*path, *content, *base, *branch, *message, *aname, *aemail;
 	char			*what;		/* for the audit: "user.update alice" */
 	struct edit_result	 r;
+	struct fleet		*fleet;		/* EDIT_OK on the applied branch: the new fleet */
 };
 
 struct sse {
@@ -606,13 +607,16 @@ admin_user_yaml(const json_t *u, const char *name, char **yaml, size_t *len, con
 			    "disabled, devices)";
 			return -1;
 		}
+		if (json_is_null(v))
+			continue;		/* absent */
 		if (strcmp(k, "disabled") == 0 ? !json_is_boolean(v) :
 		    strcmp(k, "devices") == 0 ? !json_is_array(v) : !str_ok(v, 512)) {
 			*why = "a user's values are strings, disabled a boolean, devices a list";
 			return -1;
 		}
 	}
-	if ((v = json_object_get(u, "name")) != NULL && strcmp(json_string_value(v), name) != 0) {
+	if ((v = json_object_get(u, "name")) != NULL && json_is_string(v) &&
+	    strcmp(json_string_value(v), name) != 0) {
 		*why = "the name in the body differs from the one in the path";
 		return -1;
 	}
@@ -710,6 +714,7 @@ job_free(struct job *j)
 	free(j->aemail);
 	free(j->what);
 	edit_result_free(&j->r);
+	fleet_free(j->fleet);
 	sodium_memzero(&j->sess, sizeof(j->sess));
 	free(j);
 }
@@ -734,6 +739,8 @@ job_run(struct admin *a, struct job *j)
 	j->e.cache = &a->edit_cache;
 	if (edit_apply(a->c->gitdir, &j->e, &j->r) != 0 && j->r.status == EDIT_OK)
 		j->r.status = EDIT_ERROR;
+	if (j->r.status == EDIT_OK && a->edit_cache != NULL)
+		j->fleet = fleet_ref(a->edit_cache);	/* the worker's to read, ours to hand */
 }
 
 static void *
@@ -834,11 +841,10 @@ edit_done(struct admin *a, struct job *j)
 		log_info("admin: %s by %s committed rev=%.12s (%u round%s)", j->what, j->actor,
 		    r->rev, r->attempts, r->attempts == 1 ? "" : "s");
 		/* The edit's fleet answers reads until the loop applies the commit. */
-		if (a->edit_cache != NULL && strcmp(j->branch, a->c->branch) == 0) {
-			pthread_mutex_lock(&a->mu);
+		if (j->fleet != NULL && strcmp(j->branch, a->c->branch) == 0) {
 			fleet_free(a->fleet);
-			a->fleet = fleet_ref(a->edit_cache);
-			pthread_mutex_unlock(&a->mu);
+			a->fleet = j->fleet;
+			j->fleet = NULL;
 			snprintf(a->rev, sizeof(a->rev), "%s", r->rev);
 		}
 		sse_send(a, "commit", json_pack("{s:s, s:s, s:s, s:s}", "revision", r->rev,
@@ -1422,7 +1428,7 @@ h_users(struct admin *a, struct evhttp_request *req, const struct who *w, const 
 	}
 	if (!if_match(req, base))
 		return;
-	if (m != EVHTTP_REQ_DELETE || dev[0] != '\0') {
+	if (m != EVHTTP_REQ_DELETE) {
 		if ((body = body_of(req, &len)) == NULL || (j = json_loads(body, 0, NULL)) == NULL) {
 			free(body);
 			reply_error(req, 400, "bad_request", "the body must be JSON (at most 1 MiB)");
@@ -1671,10 +1677,8 @@ admin_revision(struct admin *a, const struct load_result *r)
 	if (a == NULL || r == NULL)
 		return;
 	if (r->errors == NULL && r->fleet != NULL && strcmp(a->rev, r->rev) != 0) {
-		pthread_mutex_lock(&a->mu);
 		fleet_free(a->fleet);
 		a->fleet = fleet_ref(r->fleet);
-		pthread_mutex_unlock(&a->mu);
 		snprintf(a->rev, sizeof(a->rev), "%s", r->rev);
 	}
 	sse_send(a, "revision", json_pack("{s:s, s:b, s:s}", "revision", r->rev, "valid",

@@ -43,6 +43,11 @@ mkdir -p "$tmp/corpus-uapi"
 printf 'private_key=%064d\nlisten_port=51820\npublic_key=%064d\nendpoint=192.0.2.1:51820\nlast_handshake_time_sec=1700000000\nlast_handshake_time_nsec=5\ntx_bytes=10\nrx_bytes=20\npersistent_keepalive_interval=25\nallowed_ip=10.64.0.2/32\nerrno=0\n\n' 1 2 >"$tmp/corpus-uapi/get"
 printf 'SEhISEhISEhISEhISEhISEhISEhISEhISEhISEhISEg=\tzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMw=\t51820\toff\nqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqo=\t(none)\t192.0.2.10:51820\t10.64.0.2/32,fd00:64::2/128\t1700000000\t20\t10\t25\n' >"$tmp/corpus-uapi/dump"
 
+# Seeds for fuzz_admin_json: API request bodies.
+mkdir -p "$tmp/corpus-admin"
+printf '{"name":"alice","email":"a@example.com","full_name":"A <b>","role":"admin","disabled":false,"devices":[{"name":"phone","public_key":"RgZc4OAeym2WtRqgHdEj+r62Mq5Q6efVb3kk1bMZ0Q8=","address":"10.64.0.9"}]}' >"$tmp/corpus-admin/user"
+printf '{"email":"no\\n: x","full_name":"- [a, b]","devices":[]}' >"$tmp/corpus-admin/yamlish"
+
 for t in build/fuzz/fuzz_*; do
 	[ -x "$t" ] || continue
 	name=$(basename "$t")
@@ -50,6 +55,7 @@ for t in build/fuzz/fuzz_*; do
 	fuzz_fleet_load) corpus=$tmp/corpus ;;
 	fuzz_grpc_wire) corpus=$tmp/corpus-wire ;;
 	fuzz_uapi) corpus=$tmp/corpus-uapi ;;
+	fuzz_admin_json) corpus=$tmp/corpus-admin ;;
 	*) corpus=$tmp/corpus-$name; mkdir -p "$corpus" ;;
 	esac
 	if "$t" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
