@@ -290,6 +290,25 @@ sse_closed(struct evhttp_connection *evcon, void *arg)
 	}
 }
 
+/*
+ * A stream whose client went away: libevent detaches the request from the dead connection
+ * (without always calling the close callback) and leaves it to us; ending it frees it.
+ */
+static void
+sse_reap(struct admin *a)
+{
+	struct sse **pp, *s;
+
+	for (pp = &a->sse; (s = *pp) != NULL;) {
+		if (evhttp_request_get_connection(s->req) == NULL) {
+			*pp = s->next;
+			evhttp_send_reply_end(s->req);
+			free(s);
+		} else
+			pp = &s->next;
+	}
+}
+
 static void
 sse_send(struct admin *a, const char *type, json_t *data)
 {
@@ -299,6 +318,7 @@ sse_send(struct admin *a, const char *type, json_t *data)
 	json_decref(data);
 	if (s == NULL)
 		return;
+	sse_reap(a);
 	a->sse_id++;
 	for (c = a->sse; c != NULL; c = c->next) {
 		struct evbuffer *b = evbuffer_new();
@@ -321,6 +341,7 @@ on_ping(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	sse_reap(a);
 	for (c = a->sse; c != NULL; c = c->next) {
 		struct evbuffer *b = evbuffer_new();
 
@@ -1365,7 +1386,7 @@ static void
 h_users(struct admin *a, struct evhttp_request *req, const struct who *w, const char *rest)
 {
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
-	char name[128], dev[128], path[192], base[STATE_REV_MAX], msg[256], what[256];
+	char name[128], dev[128], path[192], base[STATE_REV_MAX], msg[512], what[512];
 	const struct user *u;
 	const char *p;
 	size_t len;
@@ -1822,6 +1843,12 @@ admin_stop(struct admin *a)
 	}
 	while ((s = a->sse) != NULL) {
 		a->sse = s->next;
+		/* End the stream: evhttp frees a request whose chunked reply is open only
+		 * when the reply ends (with no connection left, that is all it does). */
+		if (evhttp_request_get_connection(s->req) != NULL)
+			evhttp_connection_set_closecb(evhttp_request_get_connection(s->req), NULL,
+			    NULL);
+		evhttp_send_reply_end(s->req);
 		free(s);
 	}
 	if (a->http != NULL)
