@@ -14,7 +14,7 @@ TAG=$(basename "$build")
 cox=$build/cox
 tmp=$(mktemp -d)
 pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"; }
 trap cleanup EXIT
 OUT=$tmp/out
 ERR=$tmp/err
@@ -31,7 +31,7 @@ expect_rc "cox run of a missing state dir: fails" 1 "$cox" run "$tmp/nope"
 expect_rc "cox status before cox ever ran: not in sync (exit 1)" 1 "$cox" status "$tmp/s"
 git clone -q --bare "$tmp/s/fleet.git" "$tmp/forge.git"
 git -C "$tmp/s/fleet.git" remote add upstream "$tmp/forge.git"
-"$cox" run "$tmp/s" --fetch-interval 0.3 --poll 1 >"$tmp/cox.log" 2>&1 &
+"$cox" run "$tmp/s" --admin 127.0.0.1:0 --fetch-interval 0.3 --poll 1 >"$tmp/cox.log" 2>&1 &
 pid=$!
 wait_log() { # PATTERN
 	for _ in $(seq 100); do grep -q "$1" "$tmp/cox.log" && return 0; sleep 0.05; done
