@@ -30,6 +30,7 @@
 
 #include "admin.h"
 #include "addr.h"
+#include "arena.h"
 #include "auth.h"
 #include "ctl.h"
 #include "desired.h"
@@ -40,6 +41,7 @@
 #include "state.h"
 #include "version.h"
 #include "webui.h"
+#include "ytree.h"
 
 #define BODY_MAX	(1024 * 1024)
 #define SSE_PING_S	15
@@ -871,7 +873,7 @@ edit_done(struct admin *a, struct job *j)
 		sse_send(a, "commit", json_pack("{s:s, s:s, s:s, s:s}", "revision", r->rev,
 		    "branch", j->branch, "by", j->actor, "what", j->what));
 		if (j->req != NULL)
-			reply_json(j->req, j->content != NULL ? 200 : 200,
+			reply_json(j->req, 200,
 			    json_pack("{s:s, s:s, s:s}", "revision", r->rev, "branch", j->branch,
 			    "path", j->path), r->rev);
 		break;
@@ -944,9 +946,6 @@ on_done(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- YAML text -> JSON (a conflict's current value) ---- */
-
-#include "arena.h"
-#include "ytree.h"
 
 static json_t *
 ynode_json(const struct ynode *n)

@@ -113,20 +113,6 @@ out:
 	git_revwalk_free(w);
 }
 
-static char *
-diag_text(struct diag *d)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (f == NULL)
-		return NULL;
-	diag_print(d, f, DIAG_TEXT, NULL, NULL, NULL);
-	fclose(f);
-	return buf;
-}
-
 /* The pre-receive rules on a commit that no ref points at yet. 0 valid, 1 invalid, <0. */
 static int
 validate(const char *gitdir, const git_oid *id, struct fleet **cache, struct edit_result *r)
@@ -173,7 +159,6 @@ static int
 round_once(git_repository *repo, const char *gitdir, const struct edit *e, struct edit_result *r)
 {
 	char ref[512];
-	git_reference *head_ref = NULL;
 	git_commit *base = NULL, *head = NULL;
 	const git_commit *parents[1];
 	git_tree *head_tree = NULL, *new_tree = NULL;
@@ -183,7 +168,7 @@ round_once(git_repository *repo, const char *gitdir, const struct edit *e, struc
 	int rc = -1, vr;
 
 	snprintf(ref, sizeof(ref), "refs/heads/%s", e->branch);
-	if (git_reference_lookup(&head_ref, repo, ref) != 0) {
+	if (git_reference_name_to_id(&head_id, repo, ref) != 0) {
 		char onto[512];
 
 		/* A new proposal branch starts from the branch it proposes to change. */
@@ -197,9 +182,6 @@ round_once(git_repository *repo, const char *gitdir, const struct edit *e, struc
 			goto out;
 		}
 		fresh = true;
-	} else if (git_reference_name_to_id(&head_id, repo, ref) != 0) {
-		rc = fail(r, ref);
-		goto out;
 	}
 	git_oid_tostr(r->head, sizeof(r->head), &head_id);
 	if (git_commit_lookup(&head, repo, &head_id) != 0 || git_commit_tree(&head_tree, head) != 0) {
@@ -306,7 +288,6 @@ out:
 	git_tree_free(head_tree);
 	git_commit_free(head);
 	git_commit_free(base);
-	git_reference_free(head_ref);
 	return rc;
 }
 

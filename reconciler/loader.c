@@ -112,20 +112,6 @@ collect_addr(void *arg, const uint8_t key[32], const char *v4, const char *v6)
 	return 0;
 }
 
-static char *
-diag_text(struct diag *d)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (f == NULL)
-		return NULL;
-	diag_print(d, f, DIAG_TEXT, NULL, NULL, NULL);
-	fclose(f);
-	return buf;
-}
-
 static void
 commit_author(const char *gitdir, const char *rev, char *out, size_t outsz)
 {

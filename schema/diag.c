@@ -259,3 +259,17 @@ diag_parse_format(const char *s, enum diag_format *out)
 		return -1;
 	return 0;
 }
+
+char *
+diag_text(struct diag *d)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		return NULL;
+	diag_print(d, f, DIAG_TEXT, NULL, NULL, NULL);
+	fclose(f);
+	return buf;
+}

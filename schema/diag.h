@@ -65,6 +65,8 @@ void	 diag_limit_end(struct diag *, uint32_t file);
 int	 diag_merge(struct diag *dst, struct diag *src);
 void	 diag_sort(struct diag *);
 /* Print every diagnostic (sorted first). JSON wraps them with counts and `extra`. */
+/* Every diagnostic as text (diag_print DIAG_TEXT), malloc'd; NULL when out of memory. */
+char	*diag_text(struct diag *);
 int	 diag_print(struct diag *, FILE *, enum diag_format, const char *json_extra_key,
 	    long json_extra[], const char *const json_extra_names[]);
 int	 diag_parse_format(const char *s, enum diag_format *out);

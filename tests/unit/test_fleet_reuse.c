@@ -57,20 +57,6 @@ sh(const char *dir, const char *cmd)
 	return rc;
 }
 
-static char *
-diag_str(struct diag *d)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (f == NULL)
-		return NULL;
-	diag_print(d, f, DIAG_TEXT, NULL, NULL, NULL);
-	fclose(f);
-	return buf;
-}
-
 struct one {
 	struct source	*src;
 	struct fleet	*f;
@@ -99,7 +85,7 @@ load_one(struct one *o, const char *git, const struct fleet *prev)
 		    desired_build(&o->ds, o->f, ip, NULL, NULL) != 0))
 			rc = -1;
 		ipam_free(ip);
-		o->diags = diag_str(&d);
+		o->diags = diag_text(&d);
 	}
 	diag_free(&d);
 	return rc;
