@@ -204,7 +204,8 @@ peerset_seal(struct peerset *ps)
 {
 	size_t i;
 
-	qsort(ps->v, ps->n, sizeof(*ps->v), rec_cmp);
+	if (ps->n > 1)		/* qsort(NULL, 0, ...) is undefined: an empty set has no array */
+		qsort(ps->v, ps->n, sizeof(*ps->v), rec_cmp);
 	for (i = 1; i < ps->n; i++)
 		if (memcmp(ps->v[i - 1].key, ps->v[i].key, PEERSET_KEY_LEN) == 0) {
 			const uint8_t *k = ps->v[i].key;

@@ -38,7 +38,7 @@ cleanup() {
 	done
 	rm -f "/var/run/wireguard/$IF_N.sock" "/var/run/wireguard/$IF_C.sock"
 	[ -n "${KEEP:-}" ] && cp "$tmp/buoy.log" /tmp/wgtool-netns.log
-	rm -rf "$tmp"
+	[ -n "${KEEP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
