@@ -11,7 +11,6 @@
 # (npm ci at the repository root); without them every test prints a "skip" line.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
-root=$PWD
 build=$(realpath "${1:-build}")
 cox=$build/cox
 TAG=$(basename "$build")
@@ -24,6 +23,7 @@ TESTS=(
 	"a push with git shows on the open dashboard and users page without a reload"
 	"markup in a full name is shown as text"
 	"a mutation without the CSRF token is refused with 403"
+	"no script errors or CSP violations in the pages"
 )
 skip_all() {
 	local t
@@ -82,7 +82,7 @@ if [ -z "$url" ]; then
 fi
 
 COX_URL=$url COX_USER=alice COX_PASS=$PASS COX_REPO=$sd/fleet.git COX_TMP=$tmp TAG=$TAG \
-    NODE_PATH=$root/node_modules timeout 300 node tests/webui/browser.mjs
+    timeout 300 node tests/webui/browser.mjs
 rc=$?
 if [ "$rc" != 0 ]; then
 	echo "# browser.mjs exited $rc; cox's log:"
