@@ -70,7 +70,7 @@ setup || { nok "webui: set up a state directory with an admin"; sed 's/^/#   /' 
 pid=$!
 url=
 for _ in $(seq 100); do
-	url=$(sed -n 's|.*admin: UI and API on \(http://127\.0\.0\.1:[0-9]*/\).*|\1|p' "$tmp/cox.log" | head -1)
+	url=$(sed -n 's|.*admin: UI and API on \(http://127\.0\.0\.1:[0-9]*/\).*|\1|p' "$tmp/cox.log" 2>/dev/null | head -1)
 	[ -n "$url" ] && break
 	kill -0 "$pid" 2>/dev/null || break
 	sleep 0.1
