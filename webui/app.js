@@ -484,6 +484,7 @@ async function pageUser(main, page, name) {
     f.role.value = rec.role || 'user';
     f.disabled.checked = !!rec.disabled;
     revShown.textContent = short(rev);
+    editForm.dataset.rev = rev;          // loaded (the tests wait for it)
     dirty = false;
     replace(notice);
     replace(devBox, table(['Device', 'Public key', 'Address', ''],

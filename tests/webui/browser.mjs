@@ -66,6 +66,14 @@ async function login(page) {
   await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
 }
 
+// Save a user's form and wait until the page has read the revision it committed.
+async function saveUser(page) {
+  const before = await page.locator('#edit-user').getAttribute('data-rev');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('#user-msg').getByText('Saved bob').waitFor();
+  await page.waitForFunction((b) => document.getElementById('edit-user').dataset.rev !== b, before);
+}
+
 // Wait until the page's "live" badge says the event stream is connected.
 async function live(page) {
   await page.locator('#live.on').waitFor();
@@ -136,15 +144,14 @@ await step('two sessions edit one user: the stale one sees the conflict and the 
   await login(B.page);
   await A.page.goto(`${URL_}/ui/users/bob`);
   await B.page.goto(`${URL_}/ui/users/bob`);
-  for (const s of [A, B]) await s.page.getByLabel('Full name').waitFor();
+  for (const s of [A, B]) await s.page.locator('#edit-user[data-rev]').waitFor();
   await live(A.page);
   await live(B.page);
   assert(await B.page.getByLabel('Full name').inputValue() === 'Bob Builder', 'B read the old name');
   // B starts editing first, A saves first: B's form is stale
   await B.page.getByLabel('Full name').fill('Robert from B');
   await A.page.getByLabel('Full name').fill('Bob from A');
-  await A.page.getByRole('button', { name: 'Save' }).click();
-  await A.page.locator('#user-msg').getByText('Saved bob').waitFor();
+  await saveUser(A.page);
   // B is told live that the fleet changed, and keeps what it typed
   await B.page.locator('#user-notice').getByText('The fleet changed').waitFor();
   assert(await B.page.getByLabel('Full name').inputValue() === 'Robert from B', 'B keeps its edit');
@@ -160,8 +167,7 @@ await step('two sessions edit one user: the stale one sees the conflict and the 
   // again stale, then "apply my change on top" wins
   await B.page.getByLabel('Full name').fill('Robert from B');
   await A.page.getByLabel('Email').fill('bob@a.example.com');
-  await A.page.getByRole('button', { name: 'Save' }).click();
-  await A.page.locator('#user-msg').getByText('Saved bob').waitFor();
+  await saveUser(A.page);
   await B.page.locator('#user-notice').getByText('The fleet changed').waitFor();
   await B.page.getByRole('button', { name: 'Save' }).click();
   await B.page.locator('[data-kind="conflict"]').getByRole('button', { name: 'Apply my change on top' }).click();
@@ -210,6 +216,7 @@ await step('markup in a full name is shown as text', async () => {
   await p.getByLabel('Email').fill('mallory@example.com');
   await p.getByRole('button', { name: 'Create user' }).click();
   await p.getByRole('heading', { level: 1, name: 'User mallory' }).waitFor();
+  await p.locator('#edit-user[data-rev]').waitFor();
   assert(await p.getByLabel('Full name').inputValue() === XSS, 'the form holds the text');
   await p.goto(`${URL_}/ui/users`);
   const cell = p.getByRole('cell', { name: XSS, exact: true });
@@ -227,7 +234,7 @@ await step('markup in a full name is shown as text', async () => {
 await step('a mutation without the CSRF token is refused with 403', async () => {
   const p = A.page;
   await p.goto(`${URL_}/ui/users/bob`);
-  await p.getByLabel('Full name').waitFor();
+  await p.locator('#edit-user[data-rev]').waitFor();
   const r = await p.evaluate(async () => {
     const me = await (await fetch('/api/v1/me')).json();
     const del = (h) => fetch('/api/v1/users/bob', { method: 'DELETE', headers: h });
