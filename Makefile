@@ -183,10 +183,19 @@ fuzz:
 
 # The normal build, the same code under ASan+UBSan, and the fuzz targets, then every
 # suite against them. tests/run prints the final "N passed, N failed".
-check: all unit
+check: all unit node_modules/.package-lock.json
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZER=address,undefined all unit
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)tests/run
+
+# playwright-core for the admin UI's browser tests, exactly as package-lock.json pins it.
+# It needs the machine's Node.js (>= 20) and npm; without them the browser tests skip loudly.
+node_modules/.package-lock.json: package.json package-lock.json
+	$(Q)if command -v npm >/dev/null; then \
+		npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "make: no npm: the admin UI's browser tests will SKIP (install Node.js >= 20 and npm)" >&2; \
+	fi
 
 bench: all
 	$(Q)bench/validate.sh
