@@ -47,8 +47,9 @@
 #define SSE_PING_S	15
 #define LIST_MAX	1000		/* records per page */
 #define HISTORY_MAX	200
+#define REFS_CHECK_MS	250		/* a push to any branch shows on open pages this soon */
 
-enum job_kind { JOB_LOGIN, JOB_EDIT };
+enum job_kind { JOB_LOGIN, JOB_EDIT, JOB_REVIEW, JOB_MERGE, JOB_PLAN };
 
 struct job {
 	struct admin		*a;
@@ -72,6 +73,12 @@ struct job {
 	char			*what;		/* for the audit: "user.update alice" */
 	struct edit_result	 r;
 	struct fleet		*fleet;		/* EDIT_OK on the applied branch: the new fleet */
+	bool			 proposal;	/* the edit went to a proposal branch */
+	/* JOB_REVIEW, JOB_MERGE (branch, base = the head the reviewer saw), JOB_PLAN */
+	struct merge		 mg;
+	struct merge_result	 mr;
+	char			*from, *to;	/* JOB_PLAN: the revisions */
+	json_t			*info;		/* JOB_REVIEW: what the loop knew */
 };
 
 struct sse {
@@ -88,7 +95,9 @@ struct admin {
 	struct sse		*sse;
 	uint64_t		 sse_id;
 	struct event		*ev_ping;
+	struct event		*ev_refs;	/* branch heads are checked every REFS_CHECK_MS */
 	uint8_t			 nodes_digest[32];
+	uint8_t			 branches_digest[32];	/* every branch head: proposals */
 	/* the worker */
 	pthread_t		 th;
 	pthread_mutex_t		 mu;
@@ -737,6 +746,10 @@ job_free(struct job *j)
 	free(j->aemail);
 	free(j->what);
 	edit_result_free(&j->r);
+	merge_result_free(&j->mr);
+	free(j->from);
+	free(j->to);
+	json_decref(j->info);
 	fleet_free(j->fleet);
 	sodium_memzero(&j->sess, sizeof(j->sess));
 	free(j);
@@ -751,6 +764,22 @@ job_run(struct admin *a, struct job *j)
 		sodium_memzero(j->pass, strlen(j->pass));
 		return;
 	}
+	if (j->kind == JOB_REVIEW || j->kind == JOB_MERGE) {
+		j->mg.branch = j->branch;
+		j->mg.into = a->c->branch;
+		j->mg.expect = j->base;
+		j->mg.author_name = j->aname;
+		j->mg.author_email = j->aemail;
+		j->mg.message = j->message;
+		j->mg.dry_run = j->kind == JOB_REVIEW;
+		if (edit_merge(a->c->gitdir, &j->mg, &j->mr) != 0 && j->mr.status == MERGE_OK)
+			j->mr.status = MERGE_ERROR;
+		return;
+	}
+	if (j->kind == JOB_PLAN) {
+		edit_plan(a->c->gitdir, j->from, j->to, &j->mr);
+		return;
+	}
 	j->e.path = j->path;
 	j->e.content = j->content;
 	j->e.len = j->content != NULL ? strlen(j->content) : 0;
@@ -759,6 +788,7 @@ job_run(struct admin *a, struct job *j)
 	j->e.author_name = j->aname;
 	j->e.author_email = j->aemail;
 	j->e.message = j->message;
+	j->e.onto = j->proposal ? a->c->branch : NULL;
 	j->e.cache = &a->edit_cache;
 	if (edit_apply(a->c->gitdir, &j->e, &j->r) != 0 && j->r.status == EDIT_OK)
 		j->r.status = EDIT_ERROR;
@@ -850,6 +880,10 @@ login_done(struct admin *a, struct job *j)
 
 static json_t *
 yaml_to_json(const char *text);
+static void
+proposals_changed(struct admin *a, const char *branch, const char *what);
+static void
+merge_done(struct admin *a, struct job *j);
 
 static void
 edit_done(struct admin *a, struct job *j)
@@ -872,10 +906,12 @@ edit_done(struct admin *a, struct job *j)
 		}
 		sse_send(a, "commit", json_pack("{s:s, s:s, s:s, s:s}", "revision", r->rev,
 		    "branch", j->branch, "by", j->actor, "what", j->what));
+		if (j->proposal)
+			proposals_changed(a, j->branch, "edit");
 		if (j->req != NULL)
 			reply_json(j->req, 200,
-			    json_pack("{s:s, s:s, s:s}", "revision", r->rev, "branch", j->branch,
-			    "path", j->path), r->rev);
+			    json_pack("{s:s, s:s, s:s, s:b}", "revision", r->rev, "branch", j->branch,
+			    "path", j->path, "proposal", j->proposal), r->rev);
 		break;
 	case EDIT_CONFLICT:
 		if (j->req == NULL)
@@ -939,8 +975,10 @@ on_done(evutil_socket_t fd, short what, void *arg)
 		if (j->kind == JOB_LOGIN) {
 			if (j->req != NULL)
 				login_done(a, j);
-		} else
+		} else if (j->kind == JOB_EDIT)
 			edit_done(a, j);
+		else
+			merge_done(a, j);
 		job_free(j);
 	}
 }
@@ -1050,40 +1088,121 @@ name_ok(const char *s)
 	return true;
 }
 
+/* The query parameter key, decoded, into out; false if absent or too long. */
+static bool
+query_str(struct evhttp_request *req, const char *key, char *out, size_t outsz)
+{
+	struct evkeyvalq q;
+	const char *uri = evhttp_request_get_uri(req), *qs = strchr(uri, '?'), *v;
+	bool ok = false;
+
+	if (qs == NULL || evhttp_parse_query_str(qs + 1, &q) != 0)
+		return false;
+	if ((v = evhttp_find_header(&q, key)) != NULL && strlen(v) < outsz) {
+		memcpy(out, v, strlen(v) + 1);
+		ok = true;
+	}
+	evhttp_clear_headers(&q);
+	return ok;
+}
+
+static size_t
+query_size(struct evhttp_request *req, const char *key, size_t dflt, size_t max)
+{
+	char v[32];
+	size_t n;
+
+	if (!query_str(req, key, v, sizeof(v)))
+		return dflt;
+	n = (size_t)strtoull(v, NULL, 10);
+	return n > max ? max : n;
+}
+
+/* The address an admin's commits carry: their email in the fleet, or NAME@<fleet id>. */
+static void
+admin_email(struct admin *a, const char *name, char *out, size_t outsz)
+{
+	const struct user *u = a->fleet != NULL ? fleet_find_user(a->fleet, name) : NULL;
+
+	if (u != NULL && u->email.v != NULL)
+		snprintf(out, outsz, "%s", u->email.v);
+	else
+		snprintf(out, outsz, "%s@%s", name, a->c->fleet_id);
+}
+
+/*
+ * Where an edit goes: ?proposal=BRANCH adds it to that proposal; when the fleet requires
+ * review (the enterprise preset) or with ?propose=1 it opens a new proposals/<id>;
+ * otherwise the applied branch. false: refused, and the reply has been sent.
+ */
+static bool
+edit_target(struct admin *a, struct evhttp_request *req, char *branch, size_t sz,
+    bool *proposal)
+{
+	char q[256];
+	uint8_t id[5];
+	struct proposal p;
+
+	*proposal = true;
+	if (query_str(req, "proposal", q, sizeof(q))) {
+		if (edit_proposal(a->c->repo, a->c->branch, q, &p) != 0) {
+			reply_error(req, 404, "not_found", "no such proposal");
+			return false;
+		}
+		edit_proposal_clear(&p);
+		snprintf(branch, sz, "%s", q);
+		return true;
+	}
+	if ((a->fleet != NULL && a->fleet->eff.review_required) ||
+	    (query_str(req, "propose", q, sizeof(q)) && strcmp(q, "0") != 0)) {
+		randombytes_buf(id, sizeof(id));
+		snprintf(branch, sz, PROPOSAL_PREFIX "%02x%02x%02x%02x%02x", id[0], id[1], id[2],
+		    id[3], id[4]);
+		return true;
+	}
+	*proposal = false;
+	snprintf(branch, sz, "%s", a->c->branch);
+	return true;
+}
+
 /* Start an edit job for a user record. content NULL deletes. */
 static void
 start_edit(struct admin *a, struct evhttp_request *req, const struct who *w, const char *kind,
-    const char *name, const char *path, char *content, const char *base, bool must_exist,
-    bool must_not_exist, const char *msg)
+    const char *path, char *content, const char *base, bool must_exist, bool must_not_exist,
+    const char *msg)
 {
-	struct job *j = calloc(1, sizeof(*j));
+	struct job *j;
 	const struct user *u = a->fleet != NULL && w->session ? fleet_find_user(a->fleet, w->name) :
 	    NULL;
+	char branch[256], email[256];
+	bool proposal;
 
-	if (j == NULL) {
+	if (!edit_target(a, req, branch, sizeof(branch), &proposal)) {
+		free(content);
+		return;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		free(content);
 		reply_error(req, 503, "busy", "out of memory");
 		return;
 	}
+	j->proposal = proposal;
 	j->kind = JOB_EDIT;
 	j->req = req;
 	snprintf(j->actor, sizeof(j->actor), "%s", w->actor);
 	j->path = strdup(path);
 	j->content = content;
 	j->base = strdup(base);
-	j->branch = strdup(a->c->branch);
+	j->branch = strdup(branch);
 	if (asprintf(&j->message, "%s\n\nvia the admin API by %s\n", msg, w->actor) < 0)
 		j->message = NULL;
 	if (asprintf(&j->what, "%s", kind) < 0)
 		j->what = NULL;
 	j->aname = strdup(u != NULL && u->full_name.v != NULL ? u->full_name.v : w->name);
-	if (u != NULL && u->email.v != NULL)
-		j->aemail = strdup(u->email.v);
-	else if (asprintf(&j->aemail, "%s@%s", w->name, a->c->fleet_id) < 0)
-		j->aemail = NULL;
+	admin_email(a, w->name, email, sizeof(email));
+	j->aemail = strdup(email);
 	j->e.must_exist = must_exist;
 	j->e.must_not_exist = must_not_exist;
-	(void)name;
 	if (j->path == NULL || j->base == NULL || j->branch == NULL || j->message == NULL ||
 	    j->what == NULL || j->aname == NULL || j->aemail == NULL) {
 		job_free(j);
@@ -1159,21 +1278,6 @@ h_me(struct admin *a, struct evhttp_request *req)
 	    a->rev);
 }
 
-static size_t
-query_size(struct evhttp_request *req, const char *key, size_t dflt, size_t max)
-{
-	struct evkeyvalq q;
-	const char *uri = evhttp_request_get_uri(req), *qs = strchr(uri, '?'), *v;
-	size_t n = dflt;
-
-	if (qs == NULL || evhttp_parse_query_str(qs + 1, &q) != 0)
-		return dflt;
-	if ((v = evhttp_find_header(&q, key)) != NULL)
-		n = (size_t)strtoull(v, NULL, 10);
-	evhttp_clear_headers(&q);
-	return n > max ? max : n;
-}
-
 static void
 h_users_list(struct admin *a, struct evhttp_request *req)
 {
@@ -1231,30 +1335,13 @@ h_history(struct admin *a, struct evhttp_request *req)
 	reply_json(req, 200, json_pack("{s:s, s:o}", "revision", a->rev, "commits", arr), a->rev);
 }
 
-/* The diff of one commit against its first parent, as unified text. */
-static int
-diff_line(const git_diff_delta *d, const git_diff_hunk *h, const git_diff_line *l, void *arg)
-{
-	struct strbuf *b = arg;
-	char pfx[2] = { l->origin, '\0' };
-
-	(void)d;
-	(void)h;
-	if (l->origin == GIT_DIFF_LINE_CONTEXT || l->origin == GIT_DIFF_LINE_ADDITION ||
-	    l->origin == GIT_DIFF_LINE_DELETION)
-		strbuf_write(b, (unsigned char *)pfx, 1);
-	strbuf_write(b, (unsigned char *)(uintptr_t)l->content, l->content_len);
-	return 0;
-}
-
+/* One commit: who, when, why, and its diff against its first parent. */
 static void
 h_commit(struct admin *a, struct evhttp_request *req, const char *hex)
 {
 	git_oid id;
-	git_commit *c = NULL, *p = NULL;
-	git_tree *t = NULL, *pt = NULL;
-	git_diff *diff = NULL;
-	struct strbuf b = { NULL, 0, 0 };
+	git_commit *c = NULL;
+	char parent[GIT_OID_HEXSZ + 1], *diff;
 	const git_signature *s;
 
 	if (git_oid_fromstr(&id, hex) != 0 || git_commit_lookup(&c, a->c->repo, &id) != 0) {
@@ -1262,22 +1349,14 @@ h_commit(struct admin *a, struct evhttp_request *req, const char *hex)
 		return;
 	}
 	if (git_commit_parentcount(c) > 0)
-		git_commit_parent(&p, c, 0);
-	git_commit_tree(&t, c);
-	if (p != NULL)
-		git_commit_tree(&pt, p);
-	if (git_diff_tree_to_tree(&diff, a->c->repo, pt, t, NULL) == 0)
-		git_diff_print(diff, GIT_DIFF_FORMAT_PATCH, diff_line, &b);
+		git_oid_tostr(parent, sizeof(parent), git_commit_parent_id(c, 0));
+	diff = edit_diff(a->c->repo, git_commit_parentcount(c) > 0 ? parent : NULL, hex);
 	s = git_commit_author(c);
 	reply_json(req, 200, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "revision", hex,
 	    "author", s != NULL ? s->name : "", "email", s != NULL ? s->email : "", "time_unix",
 	    (json_int_t)git_commit_time(c), "message", git_commit_message(c) != NULL ?
-	    git_commit_message(c) : "", "diff", b.s != NULL ? b.s : ""), a->rev);
-	free(b.s);
-	git_diff_free(diff);
-	git_tree_free(t);
-	git_tree_free(pt);
-	git_commit_free(p);
+	    git_commit_message(c) : "", "diff", diff != NULL ? diff : ""), a->rev);
+	free(diff);
 	git_commit_free(c);
 }
 
@@ -1475,7 +1554,7 @@ h_users(struct admin *a, struct evhttp_request *req, const struct who *w, const 
 		json_decref(j);
 		snprintf(msg, sizeof(msg), "Add user %s", name);
 		snprintf(what, sizeof(what), "user.create %s", name);
-		start_edit(a, req, w, what, name, path, yaml, base, false, true, msg);
+		start_edit(a, req, w, what, path, yaml, base, false, true, msg);
 		return;
 	}
 	if (!name_ok(name)) {
@@ -1493,13 +1572,13 @@ h_users(struct admin *a, struct evhttp_request *req, const struct who *w, const 
 		json_decref(j);
 		snprintf(msg, sizeof(msg), "Edit user %s", name);
 		snprintf(what, sizeof(what), "user.update %s", name);
-		start_edit(a, req, w, what, name, path, yaml, base, true, false, msg);
+		start_edit(a, req, w, what, path, yaml, base, true, false, msg);
 		return;
 	}
 	if (dev[0] == '\0' && m == EVHTTP_REQ_DELETE) {
 		snprintf(msg, sizeof(msg), "Delete user %s", name);
 		snprintf(what, sizeof(what), "user.delete %s", name);
-		start_edit(a, req, w, what, name, path, NULL, base, true, false, msg);
+		start_edit(a, req, w, what, path, NULL, base, true, false, msg);
 		return;
 	}
 	/*
@@ -1572,7 +1651,7 @@ h_users(struct admin *a, struct evhttp_request *req, const struct who *w, const 
 		return;
 	}
 	json_decref(uj);
-	start_edit(a, req, w, what, name, path, yaml, base, true, false, msg);
+	start_edit(a, req, w, what, path, yaml, base, true, false, msg);
 }
 
 static void
@@ -1593,6 +1672,429 @@ h_nodes(struct admin *a, struct evhttp_request *req, const char *rest)
 		return;
 	}
 	reply_json(req, 200, node_json(a, n), a->rev);
+}
+
+/* ---- proposals ---- */
+
+static void
+proposals_changed(struct admin *a, const char *branch, const char *what)
+{
+	sse_send(a, "proposal", json_pack("{s:s, s:s}", "branch", branch, "what", what));
+}
+
+static bool
+review_required(const struct admin *a)
+{
+	return a->fleet != NULL && a->fleet->eff.review_required;
+}
+
+/* Did the admin write a commit of the proposal (by the address their commits carry)? */
+static bool
+is_author(struct admin *a, const struct proposal *p, const char *name)
+{
+	char email[256];
+	size_t i;
+
+	admin_email(a, name, email, sizeof(email));
+	for (i = 0; i < p->nauthors; i++)
+		if (strcasecmp(p->authors[i], email) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The approvals of the proposal's head; those that count are by admins of the fleet as it
+ * is now who wrote none of it. Returns how many count; *me: whether `me` approved it.
+ */
+static size_t
+approvals_json(struct admin *a, const struct proposal *p, const char *me, json_t **out,
+    bool *mine)
+{
+	char **v = NULL;
+	size_t n = 0, i, counted = 0;
+
+	*out = json_array();
+	*mine = false;
+	if (auth_approvals(a->c->st, p->branch, p->head, &v, &n) != 0)
+		log_warnx("admin: %s", err_last());
+	for (i = 0; i < n; i++) {
+		bool counts = a->fleet != NULL && auth_fleet_admin(a->fleet, v[i]) &&
+		    !is_author(a, p, v[i]);
+
+		json_array_append_new(*out, json_pack("{s:s, s:b}", "user", v[i], "counts", counts));
+		counted += counts;
+		if (me != NULL && strcmp(v[i], me) == 0)
+			*mine = true;
+	}
+	auth_approvals_free(v, n);
+	return counted;
+}
+
+static json_t *
+proposal_json(struct admin *a, const struct proposal *p, const struct who *w)
+{
+	json_t *authors = json_array(), *appr, *o;
+	size_t i, counted;
+	bool mine, ours = strncmp(p->branch, PROPOSAL_PREFIX, strlen(PROPOSAL_PREFIX)) == 0;
+
+	for (i = 0; i < p->nauthors; i++)
+		json_array_append_new(authors, json_string(p->authors[i]));
+	counted = approvals_json(a, p, w != NULL && w->session ? w->name : NULL, &appr, &mine);
+	o = json_pack("{s:s, s:s, s:s?, s:I, s:I, s:s, s:I, s:o, s:o, s:b, s:b, s:s}",
+	    "branch", p->branch, "head", p->head, "base", p->base[0] != '\0' ? p->base : NULL,
+	    "ahead", (json_int_t)p->ahead, "behind", (json_int_t)p->behind, "title", p->title,
+	    "time_unix", (json_int_t)p->time_unix, "authors", authors, "approvals", appr,
+	    "approved", counted > 0, "ours", ours, "state", p->ahead > 0 ? "open" : "merged");
+	if (w != NULL) {
+		bool author = is_author(a, p, w->name);
+
+		json_object_set_new(o, "you_wrote_it", json_boolean(w->session && author));
+		json_object_set_new(o, "can_approve", json_boolean(w->session && p->ahead > 0 &&
+		    !mine && !(review_required(a) && author)));
+		json_object_set_new(o, "can_merge", json_boolean(w->scope >= AUTH_SCOPE_WRITE &&
+		    p->ahead > 0 && (counted > 0 || !review_required(a))));
+	}
+	return o;
+}
+
+static void
+h_proposals_list(struct admin *a, struct evhttp_request *req, const struct who *w)
+{
+	struct proposal *v = NULL;
+	size_t n = 0, i;
+	json_t *arr = json_array();
+
+	if (edit_proposals(a->c->repo, a->c->branch, &v, &n) != 0) {
+		json_decref(arr);
+		reply_error(req, 500, "error", "listing the branches failed");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, proposal_json(a, &v[i], w));
+	edit_proposals_free(v, n);
+	reply_json(req, 200, json_pack("{s:s, s:s, s:b, s:o}", "revision", a->rev, "branch",
+	    a->c->branch, "review_required", review_required(a), "proposals", arr), a->rev);
+}
+
+static json_t *
+lines_json(const char *s)
+{
+	json_t *arr = json_array();
+	size_t n;
+
+	while (s != NULL && *s != '\0') {
+		n = strcspn(s, "\n");
+		if (n > 0)
+			json_array_append_new(arr, json_stringn(s, n));
+		s += n + (s[n] == '\n');
+	}
+	return arr;
+}
+
+/* A merge (or its dry run, or a plan) as JSON. */
+static json_t *
+merge_json(const struct merge_result *r)
+{
+	static const char *const names[] = { "clean", "not_found", "stale", "nothing",
+	    "conflict", "invalid", "error" };
+	json_t *o = json_pack("{s:s}", "status", names[r->status]);
+
+	if (r->into_head[0] != '\0')
+		json_object_set_new(o, "onto", json_string(r->into_head));
+	if (r->status == MERGE_CONFLICT)
+		json_object_set_new(o, "conflicts", lines_json(r->conflicts));
+	if (r->errors != NULL)
+		json_object_set_new(o, "errors", json_string(r->errors));
+	if (r->plan_text != NULL) {
+		json_object_set_new(o, "plan", json_string(r->plan_text));
+		json_object_set_new(o, "plan_json", r->plan_json != NULL ?
+		    json_loads(r->plan_json, 0, NULL) : json_null());
+		json_object_set_new(o, "changes", json_integer((json_int_t)r->changes));
+	}
+	return o;
+}
+
+static void
+merge_done(struct admin *a, struct job *j)
+{
+	struct merge_result *r = &j->mr;
+	json_t *o;
+
+	if (j->kind == JOB_MERGE && r->status == MERGE_OK) {
+		char detail[128];
+
+		snprintf(detail, sizeof(detail), "%s@%.12s", j->branch, r->head);
+		if (audit_append(a->c->st, j->actor, "proposal.merge", r->rev, detail) != 0)
+			log_warnx("audit: %s", err_last());
+		log_info("admin: %s merged %s by %s rev=%.12s (%zu node%s change)", j->branch,
+		    r->head, j->actor, r->rev, r->changes, r->changes == 1 ? "" : "s");
+		sse_send(a, "commit", json_pack("{s:s, s:s, s:s, s:s}", "revision", r->rev,
+		    "branch", a->c->branch, "by", j->actor, "what", "proposal.merge"));
+		proposals_changed(a, j->branch, "merge");
+	}
+	if (j->req == NULL)
+		return;
+	if (j->kind == JOB_REVIEW) {
+		json_object_set_new(j->info, "merge", merge_json(r));
+		reply_json(j->req, 200, j->info, j->base);
+		j->info = NULL;
+		return;
+	}
+	if (j->kind == JOB_PLAN) {
+		o = json_pack("{s:s, s:s, s:o}", "revision", j->to, "parent", j->from, "plan",
+		    merge_json(r));
+		reply_json(j->req, r->status == MERGE_OK ? 200 : 422, o, NULL);
+		return;
+	}
+	switch (r->status) {
+	case MERGE_OK:
+		o = merge_json(r);
+		json_object_set_new(o, "revision", json_string(r->rev));
+		json_object_set_new(o, "branch", json_string(a->c->branch));
+		json_object_set_new(o, "merged", json_string(j->branch));
+		reply_json(j->req, 200, o, r->rev);
+		break;
+	case MERGE_NOT_FOUND:
+		reply_error(j->req, 404, "not_found", "no such proposal");
+		break;
+	case MERGE_STALE:
+		reply_json(j->req, 409, json_pack("{s:s, s:s, s:s}", "error", "proposal_changed",
+		    "message", "the proposal changed since you reviewed it", "head", r->head), NULL);
+		break;
+	case MERGE_NOTHING:
+		reply_error(j->req, 409, "nothing_to_merge", "the proposal is already merged");
+		break;
+	case MERGE_CONFLICT:
+		o = merge_json(r);
+		json_object_set_new(o, "error", json_string("merge_conflict"));
+		json_object_set_new(o, "message", json_string("the proposal and the branch changed "
+		    "the same lines; update the proposal"));
+		reply_json(j->req, 409, o, NULL);
+		break;
+	case MERGE_INVALID:
+		reply_json(j->req, 422, json_pack("{s:s, s:s, s:s}", "error", "invalid", "message",
+		    "the merged fleet would not validate", "errors", r->errors != NULL ? r->errors :
+		    ""), NULL);
+		break;
+	case MERGE_ERROR:
+		log_warnx("admin: merging %s failed: %s", j->branch, r->errors != NULL ?
+		    r->errors : "?");
+		reply_error(j->req, 500, "error", r->errors != NULL ? r->errors : "failed");
+		break;
+	}
+}
+
+/* A job on a proposal's branch, run by the worker; its author is the one asking. */
+static struct job *
+proposal_job(struct admin *a, struct evhttp_request *req, const struct who *w,
+    enum job_kind kind, const struct proposal *p, const char *approvers)
+{
+	const struct user *u = a->fleet != NULL && w->session ? fleet_find_user(a->fleet, w->name) :
+	    NULL;
+	struct job *j = calloc(1, sizeof(*j));
+	char email[256];
+
+	if (j == NULL)
+		return NULL;
+	j->kind = kind;
+	j->req = req;
+	snprintf(j->actor, sizeof(j->actor), "%s", w->actor);
+	admin_email(a, w->name, email, sizeof(email));
+	j->branch = strdup(p->branch);
+	j->base = strdup(p->head);
+	j->aname = strdup(u != NULL && u->full_name.v != NULL ? u->full_name.v : w->name);
+	j->aemail = strdup(email);
+	if (asprintf(&j->message, "Merge %s: %s\n\nApproved by: %s\nvia the admin API by %s\n",
+	    p->branch, p->title, approvers[0] != '\0' ? approvers : "(review not required)",
+	    w->actor) < 0)
+		j->message = NULL;
+	if (j->branch == NULL || j->base == NULL || j->aname == NULL || j->aemail == NULL ||
+	    j->message == NULL) {
+		job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* The counted approvers of p's head, "a, b" (empty when none). */
+static void
+approvers_text(struct admin *a, const struct proposal *p, char *out, size_t outsz)
+{
+	json_t *arr;
+	bool mine;
+	size_t i;
+
+	out[0] = '\0';
+	approvals_json(a, p, NULL, &arr, &mine);
+	for (i = 0; i < json_array_size(arr); i++) {
+		json_t *e = json_array_get(arr, i);
+
+		if (json_is_true(json_object_get(e, "counts")))
+			snprintf(out + strlen(out), outsz - strlen(out), "%s%s", out[0] ? ", " : "",
+			    json_string_value(json_object_get(e, "user")));
+	}
+	json_decref(arr);
+}
+
+/* Close one of ours: delete the branch if it is still at the head that was read. */
+static void
+proposal_close(struct admin *a, struct evhttp_request *req, const struct who *w,
+    const struct proposal *p)
+{
+	char ref[512], detail[320];
+	git_reference *r = NULL;
+
+	if (strncmp(p->branch, PROPOSAL_PREFIX, strlen(PROPOSAL_PREFIX)) != 0) {
+		reply_error(req, 403, "forbidden", "only proposals made here are closed here; "
+		    "close the others where they were opened");
+		return;
+	}
+	snprintf(ref, sizeof(ref), "refs/heads/%s", p->branch);
+	if (git_reference_lookup(&r, a->c->repo, ref) != 0 || git_reference_target(r) == NULL) {
+		git_reference_free(r);
+		reply_error(req, 404, "not_found", "no such proposal");
+		return;
+	}
+	if (git_reference_delete(r) != 0) {
+		git_reference_free(r);
+		reply_error(req, 500, "error", "deleting the branch failed");
+		return;
+	}
+	git_reference_free(r);
+	snprintf(detail, sizeof(detail), "%s@%.12s", p->branch, p->head);
+	if (audit_append(a->c->st, w->actor, "proposal.close", p->head, detail) != 0)
+		log_warnx("audit: %s", err_last());
+	proposals_changed(a, p->branch, "close");
+	reply_json(req, 200, json_pack("{s:b, s:s}", "closed", 1, "branch", p->branch), NULL);
+}
+
+/*
+ * /api/v1/proposals (the list) and /api/v1/proposal[/approve|/merge]?branch=NAME: a branch
+ * name has slashes of its own, so it travels in the query.
+ */
+static void
+h_proposal(struct admin *a, struct evhttp_request *req, const struct who *w, const char *rest)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	char branch[256], rev[STATE_REV_MAX], approvers[512], detail[320];
+	struct proposal p;
+	struct job *j;
+	json_t *info;
+	size_t counted;
+	bool mine;
+
+	if (!query_str(req, "branch", branch, sizeof(branch)) ||
+	    edit_proposal(a->c->repo, a->c->branch, branch, &p) != 0) {
+		reply_error(req, 404, "not_found", "no such proposal (?branch=NAME)");
+		return;
+	}
+	if (rest[0] == '\0' && m == EVHTTP_REQ_GET) {
+		char *diff = edit_diff(a->c->repo, p.base[0] != '\0' ? p.base : NULL, p.head);
+
+		info = proposal_json(a, &p, w);
+		json_object_set_new(info, "review_required", json_boolean(review_required(a)));
+		json_object_set_new(info, "revision", json_string(a->rev));
+		json_object_set_new(info, "diff", diff != NULL ? json_string(diff) : json_null());
+		free(diff);
+		if ((j = proposal_job(a, req, w, JOB_REVIEW, &p, "")) == NULL) {
+			json_decref(info);
+			reply_error(req, 503, "busy", "out of memory");
+		} else {
+			j->info = info;
+			submit(a, j);
+		}
+		goto out;
+	}
+	if (!(rest[0] == '\0' && m == EVHTTP_REQ_DELETE) && !((strcmp(rest, "/approve") == 0 ||
+	    strcmp(rest, "/merge") == 0) && m == EVHTTP_REQ_POST)) {
+		reply_error(req, 405, "method", "GET or DELETE a proposal; POST to /approve or /merge");
+		goto out;
+	}
+	if (!if_match(req, rev))
+		goto out;
+	if (strcmp(rev, p.head) != 0) {
+		reply_json(req, 409, json_pack("{s:s, s:s, s:s}", "error", "proposal_changed",
+		    "message", "the proposal changed since you reviewed it", "head", p.head), p.head);
+		goto out;
+	}
+	if (rest[0] == '\0') {
+		proposal_close(a, req, w, &p);
+		goto out;
+	}
+	if (p.ahead == 0) {
+		reply_error(req, 409, "nothing_to_merge", "the proposal is already merged");
+		goto out;
+	}
+	if (strcmp(rest, "/approve") == 0) {
+		if (!w->session) {
+			reply_error(req, 403, "forbidden", "an approval is an admin's, in a session, "
+			    "not a token's");
+			goto out;
+		}
+		if (review_required(a) && is_author(a, &p, w->name)) {
+			reply_error(req, 403, "own_proposal",
+			    "you wrote this proposal: another admin must approve it");
+			goto out;
+		}
+		if (auth_approve(a->c->st, p.branch, p.head, w->name, now_unix()) != 0) {
+			reply_error(req, 500, "error", err_last());
+			goto out;
+		}
+		snprintf(detail, sizeof(detail), "%s@%.12s", p.branch, p.head);
+		if (audit_append(a->c->st, w->actor, "proposal.approve", p.head, detail) != 0)
+			log_warnx("audit: %s", err_last());
+		proposals_changed(a, p.branch, "approve");
+		reply_json(req, 200, proposal_json(a, &p, w), p.head);
+		goto out;
+	}
+	/* merge */
+	counted = approvals_json(a, &p, NULL, &info, &mine);
+	json_decref(info);
+	if (review_required(a) && counted == 0) {
+		reply_error(req, 403, "not_approved",
+		    "this fleet requires review: another admin must approve this head first");
+		goto out;
+	}
+	approvers_text(a, &p, approvers, sizeof(approvers));
+	if ((j = proposal_job(a, req, w, JOB_MERGE, &p, approvers)) == NULL)
+		reply_error(req, 503, "busy", "out of memory");
+	else
+		submit(a, j);
+out:
+	edit_proposal_clear(&p);
+}
+
+/* GET /api/v1/history/REV/plan: what the commit did to every node (worker). */
+static void
+h_commit_plan(struct admin *a, struct evhttp_request *req, const char *hex)
+{
+	git_oid id;
+	git_commit *c = NULL;
+	struct job *j;
+	char to[GIT_OID_HEXSZ + 1], from[GIT_OID_HEXSZ + 1];
+
+	if (git_oid_fromstr(&id, hex) != 0 || git_commit_lookup(&c, a->c->repo, &id) != 0) {
+		reply_error(req, 404, "not_found", "no such commit");
+		return;
+	}
+	git_oid_tostr(to, sizeof(to), &id);
+	if (git_commit_parentcount(c) == 0) {
+		git_commit_free(c);
+		reply_json(req, 200, json_pack("{s:s, s:n, s:n}", "revision", to, "parent", "plan"),
+		    NULL);
+		return;
+	}
+	git_oid_tostr(from, sizeof(from), git_commit_parent_id(c, 0));
+	git_commit_free(c);
+	if ((j = calloc(1, sizeof(*j))) == NULL || (j->from = strdup(from)) == NULL ||
+	    (j->to = strdup(to)) == NULL) {
+		job_free(j);
+		reply_error(req, 503, "busy", "out of memory");
+		return;
+	}
+	j->kind = JOB_PLAN;
+	j->req = req;
+	submit(a, j);
 }
 
 static void
@@ -1677,8 +2179,18 @@ on_request(struct evhttp_request *req, void *arg)
 		h_nodes(a, req, path + 6);
 	else if (strcmp(path, "/history") == 0 && !mutation)
 		h_history(a, req);
-	else if (strncmp(path, "/history/", 9) == 0 && !mutation)
+	else if (strncmp(path, "/history/", 9) == 0 && strlen(path) == 9 + 40 + 5 &&
+	    strcmp(path + 49, "/plan") == 0 && !mutation) {
+		char hex[41];
+
+		snprintf(hex, sizeof(hex), "%.40s", path + 9);
+		h_commit_plan(a, req, hex);
+	} else if (strncmp(path, "/history/", 9) == 0 && !mutation)
 		h_commit(a, req, path + 9);
+	else if (strcmp(path, "/proposals") == 0 && !mutation)
+		h_proposals_list(a, req, &w);
+	else if (strncmp(path, "/proposal", 9) == 0 && (path[9] == '\0' || path[9] == '/'))
+		h_proposal(a, req, &w, path + 9);
 	else if (strcmp(path, "/audit") == 0 && !mutation)
 		h_audit(a, req);
 	else if (strncmp(path, "/tokens", 7) == 0 && (path[7] == '\0' || path[7] == '/'))
@@ -1703,6 +2215,49 @@ admin_revision(struct admin *a, const struct load_result *r)
 	}
 	sse_send(a, "revision", json_pack("{s:s, s:b, s:s}", "revision", r->rev, "valid",
 	    r->errors == NULL, "author", r->author));
+}
+
+/* A digest of every branch and its head: a push to any branch changes it. */
+static void
+branches_digest(struct admin *a, uint8_t out[32])
+{
+	crypto_hash_sha256_state h;
+	git_reference_iterator *it = NULL;
+	git_reference *r;
+
+	crypto_hash_sha256_init(&h);
+	if (git_reference_iterator_glob_new(&it, a->c->repo, "refs/heads/*") == 0) {
+		while (git_reference_next(&r, it) == 0) {
+			const char *name = git_reference_name(r);
+			const git_oid *id = git_reference_target(r);
+
+			crypto_hash_sha256_update(&h, (const unsigned char *)name, strlen(name) + 1);
+			if (id != NULL)
+				crypto_hash_sha256_update(&h, id->id, GIT_OID_RAWSZ);
+			git_reference_free(r);
+		}
+		git_reference_iterator_free(it);
+	}
+	crypto_hash_sha256_final(&h, out);
+}
+
+/*
+ * Any branch moved, appeared or went away (a push; inotify sees only main's folder): tell
+ * open pages. Checked even with no page open, so the first one is not told of old news.
+ */
+static void
+on_refs(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin *a = arg;
+	uint8_t bd[32];
+
+	(void)fd;
+	(void)what;
+	branches_digest(a, bd);
+	if (memcmp(bd, a->branches_digest, 32) != 0) {
+		memcpy(a->branches_digest, bd, 32);
+		proposals_changed(a, "", "push");
+	}
 }
 
 void
@@ -1748,6 +2303,7 @@ admin_start(struct admin **out, struct ctl *c, const char *addr, bool allow_remo
 	char host[256];
 	int port;
 	struct timeval ping = { SSE_PING_S, 0 };
+	struct timeval refs = { 0, REFS_CHECK_MS * 1000 };
 	struct evhttp_bound_socket *bs;
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -1784,8 +2340,11 @@ admin_start(struct admin **out, struct ctl *c, const char *addr, bool allow_remo
 	if ((a->http = evhttp_new(c->base)) == NULL ||
 	    (a->ev_done = event_new(c->base, -1, 0, on_done, a)) == NULL ||
 	    (a->ev_ping = event_new(c->base, -1, EV_PERSIST, on_ping, a)) == NULL ||
-	    event_add(a->ev_ping, &ping) != 0)
+	    event_add(a->ev_ping, &ping) != 0 ||
+	    (a->ev_refs = event_new(c->base, -1, EV_PERSIST, on_refs, a)) == NULL ||
+	    event_add(a->ev_refs, &refs) != 0)
 		goto fail;
+	branches_digest(a, a->branches_digest);
 	evhttp_set_max_body_size(a->http, BODY_MAX);
 	evhttp_set_max_headers_size(a->http, 16 * 1024);
 	evhttp_set_timeout(a->http, 60);
@@ -1856,6 +2415,8 @@ admin_stop(struct admin *a)
 		event_free(a->ev_done);
 	if (a->ev_ping != NULL)
 		event_free(a->ev_ping);
+	if (a->ev_refs != NULL)
+		event_free(a->ev_refs);
 	state_close(a->wst);
 	fleet_free(a->fleet);
 	fleet_free(a->edit_cache);

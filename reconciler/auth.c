@@ -867,3 +867,72 @@ auth_token_revoke(struct state *st, const char *what, int64_t now, struct auth_t
 out:
 	return tx_end(st, own, rc);
 }
+
+/* ---- approvals of proposals ---- */
+
+int
+auth_approve(struct state *st, const char *branch, const char *rev, const char *user,
+    int64_t now)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = prep(st, "INSERT OR IGNORE INTO approvals (branch, rev, username, time_unix) "
+	    "VALUES (?1, ?2, ?3, ?4)", &s)) != 0)
+		return rc;
+	sqlite3_bind_text(s, 1, branch, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, rev, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, now);
+	return step_done(st, s, "recording an approval");
+}
+
+void
+auth_approvals_free(char **users, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(users[i]);
+	free(users);
+}
+
+int
+auth_approvals(struct state *st, const char *branch, const char *rev, char ***users, size_t *n)
+{
+	sqlite3_stmt *s;
+	char **v = NULL, **nv;
+	size_t cnt = 0;
+	int rc;
+
+	*users = NULL;
+	*n = 0;
+	if ((rc = prep(st, "SELECT username FROM approvals WHERE branch = ?1 AND rev = ?2 "
+	    "ORDER BY time_unix, username", &s)) != 0)
+		return rc;
+	sqlite3_bind_text(s, 1, branch, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, rev, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *u = (const char *)sqlite3_column_text(s, 0);
+
+		if ((nv = realloc(v, (cnt + 1) * sizeof(*v))) == NULL ||
+		    (nv[cnt] = strdup(u != NULL ? u : "")) == NULL) {
+			if (nv != NULL)
+				v = nv;
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		v = nv;
+		cnt++;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		auth_approvals_free(v, cnt);
+		err_set("reading approvals: %s", rc == SQLITE_NOMEM ? "out of memory" :
+		    sqlite3_errmsg(state_sqlite(st)));
+		return ERR_LIB;
+	}
+	*users = v;
+	*n = cnt;
+	return 0;
+}

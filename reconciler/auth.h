@@ -153,4 +153,15 @@ int	 auth_token_list(struct state *, struct auth_token **out, size_t *n);
 int	 auth_token_revoke(struct state *, const char *what, int64_t now,
 	    struct auth_token *info);
 
+/*
+ * Approvals of proposals (docs/DESIGN.md §11): an admin approves one head of a branch; a
+ * later commit on the branch needs a new approval. Approving twice is one approval.
+ */
+int	 auth_approve(struct state *, const char *branch, const char *rev, const char *user,
+	    int64_t now);
+/* The admins who approved rev of branch, oldest first (*users NULL when none). */
+int	 auth_approvals(struct state *, const char *branch, const char *rev, char ***users,
+	    size_t *n);
+void	 auth_approvals_free(char **users, size_t n);
+
 #endif

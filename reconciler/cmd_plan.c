@@ -90,47 +90,6 @@ out:
 	return rc;
 }
 
-struct side {
-	struct source	*src;
-	struct fleet	*fleet;
-	struct diag	 d;
-	struct desired	*ds;
-};
-
-static void
-side_free(struct side *s)
-{
-	desired_free(s->ds);
-	fleet_free(s->fleet);
-	diag_free(&s->d);
-	source_free(s->src);
-}
-
-/* Load and validate one revision; errors go to stderr. 0, or COX_USAGE. */
-static int
-load(struct side *s, const char *repo, const char *rev, const char *which)
-{
-	diag_init(&s->d);
-	if (source_open_git(&s->src, repo, rev) != 0 || fleet_load(&s->fleet, s->src, &s->d) != 0) {
-		fprintf(stderr, "cox plan: %s %s: %s\n", which, rev, err_last());
-		return COX_USAGE;
-	}
-	fleet_validate(s->fleet, &s->d);
-	if (s->d.nerr > 0) {
-		diag_print(&s->d, stderr, DIAG_TEXT, NULL, NULL, NULL);
-		fprintf(stderr, "cox plan: %s %s (%s) is invalid: %zu error%s\n", which, rev,
-		    source_revision(s->src), s->d.nerr, s->d.nerr == 1 ? "" : "s");
-		return COX_USAGE;
-	}
-	return 0;
-}
-
-static bool
-same(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
 int
 cmd_plan(int argc, char **argv)
 {
@@ -146,13 +105,10 @@ cmd_plan(int argc, char **argv)
 	const char *repo = NULL, *base = NULL, *head = "HEAD";
 	enum plan_format fmt = PLAN_TEXT;
 	char mb[GIT_OID_HEXSZ + 1];
-	struct side b, h;
-	struct ipam *ip = NULL, *ip2 = NULL;
-	struct plan *p = NULL;
+	struct plan_run *pr = NULL;
+	const struct plan *p;
 	int ch, rc;
 
-	memset(&b, 0, sizeof(b));
-	memset(&h, 0, sizeof(h));
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -196,40 +152,15 @@ cmd_plan(int argc, char **argv)
 		base = mb;
 	}
 	rc = COX_USAGE;
-	if (load(&b, repo, base, "base") != 0 || load(&h, repo, head, "head") != 0)
+	if (plan_run(&pr, repo, base, head, stderr) != 0)	/* it said why */
 		goto out;
-	/* Base first, then head on the same addresses, unless the pools themselves changed. */
-	if (ipam_new(&ip, b.fleet->eff.tunnel_pool, b.fleet->network.tunnel_pool6.v) != 0 ||
-	    desired_build(&b.ds, b.fleet, ip, NULL, NULL) != 0) {
-		fprintf(stderr, "cox plan: base %s: %s\n", base, err_last());
-		goto out;
-	}
-	if (!same(b.fleet->eff.tunnel_pool, h.fleet->eff.tunnel_pool) ||
-	    !same(b.fleet->network.tunnel_pool6.v, h.fleet->network.tunnel_pool6.v)) {
-		if (ipam_new(&ip2, h.fleet->eff.tunnel_pool, h.fleet->network.tunnel_pool6.v) != 0) {
-			fprintf(stderr, "cox plan: head %s: %s\n", head, err_last());
-			goto out;
-		}
-	}
-	if (desired_build(&h.ds, h.fleet, ip2 != NULL ? ip2 : ip, NULL, NULL) != 0) {
-		fprintf(stderr, "cox plan: head %s: %s\n", head, err_last());
-		goto out;
-	}
-	if (plan_diff(&p, b.ds, h.ds, b.fleet, h.fleet) != 0) {
-		fprintf(stderr, "cox plan: %s\n", err_last());
-		goto out;
-	}
-	plan_set_revisions(p, source_revision(b.src), source_revision(h.src));
+	p = plan_run_plan(pr);
 	if (plan_print(stdout, p, fmt) != 0 || fflush(stdout) != 0) {
 		fprintf(stderr, "cox plan: %s\n", err_last());
 		goto out;
 	}
 	rc = plan_changes(p) > 0 ? COX_FAIL : COX_OK;
 out:
-	plan_free(p);
-	side_free(&h);
-	side_free(&b);
-	ipam_free(ip);
-	ipam_free(ip2);
+	plan_run_free(pr);
 	return rc;
 }

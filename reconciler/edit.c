@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <git2.h>
@@ -11,6 +12,7 @@
 #include "edit.h"
 #include "err.h"
 #include "fleet.h"
+#include "plan.h"
 #include "source.h"
 
 #define EDIT_ROUNDS	16	/* compare-and-swap attempts before giving up */
@@ -360,4 +362,483 @@ out:
 	git_repository_free(repo);
 	git_libgit2_shutdown();
 	return rc;
+}
+
+/* ---- diffs ---- */
+
+struct text {
+	char	*s;
+	size_t	 len, cap;
+	bool	 oom;
+};
+
+static void
+text_add(struct text *t, const char *p, size_t n)
+{
+	char *s;
+	size_t cap;
+
+	if (t->oom)
+		return;
+	if (t->len + n + 1 > t->cap) {
+		cap = t->cap == 0 ? 4096 : t->cap;
+		while (cap < t->len + n + 1)
+			cap *= 2;
+		if ((s = realloc(t->s, cap)) == NULL) {
+			t->oom = true;
+			return;
+		}
+		t->s = s;
+		t->cap = cap;
+	}
+	memcpy(t->s + t->len, p, n);
+	t->len += n;
+	t->s[t->len] = '\0';
+}
+
+static int
+diff_line(const git_diff_delta *d, const git_diff_hunk *h, const git_diff_line *l, void *arg)
+{
+	char pfx = l->origin;
+
+	(void)d;
+	(void)h;
+	if (pfx == GIT_DIFF_LINE_CONTEXT || pfx == GIT_DIFF_LINE_ADDITION ||
+	    pfx == GIT_DIFF_LINE_DELETION)
+		text_add(arg, &pfx, 1);
+	text_add(arg, l->content, l->content_len);
+	return 0;
+}
+
+static int
+rev_tree(git_repository *repo, const char *rev, git_tree **out)
+{
+	git_object *o = NULL;
+	int rc;
+
+	*out = NULL;
+	if (rev == NULL)
+		return 0;
+	rc = git_revparse_single(&o, repo, rev) == 0 &&
+	    git_object_peel((git_object **)out, o, GIT_OBJECT_TREE) == 0 ? 0 : -1;
+	git_object_free(o);
+	return rc;
+}
+
+char *
+edit_diff(git_repository *repo, const char *from, const char *to)
+{
+	git_tree *a = NULL, *b = NULL;
+	git_diff *diff = NULL;
+	struct text t = { NULL, 0, 0, false };
+
+	if (rev_tree(repo, from, &a) == 0 && rev_tree(repo, to, &b) == 0 &&
+	    git_diff_tree_to_tree(&diff, repo, a, b, NULL) == 0) {
+		text_add(&t, "", 0);
+		git_diff_print(diff, GIT_DIFF_FORMAT_PATCH, diff_line, &t);
+	} else
+		t.oom = true;
+	git_diff_free(diff);
+	git_tree_free(a);
+	git_tree_free(b);
+	if (t.oom) {
+		free(t.s);
+		return NULL;
+	}
+	return t.s != NULL ? t.s : strdup("");
+}
+
+/* ---- proposals ---- */
+
+void
+edit_proposal_clear(struct proposal *p)
+{
+	size_t i;
+
+	free(p->branch);
+	free(p->title);
+	for (i = 0; i < p->nauthors; i++)
+		free(p->authors[i]);
+	memset(p, 0, sizeof(*p));
+}
+
+void
+edit_proposals_free(struct proposal *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		edit_proposal_clear(&v[i]);
+	free(v);
+}
+
+/* Fill p for the branch whose head is head_id. */
+static int
+proposal_fill(git_repository *repo, const char *into, const char *branch,
+    const git_oid *head_id, struct proposal *p)
+{
+	char ref[512];
+	git_oid into_id, base_id, id;
+	git_revwalk *w = NULL;
+	unsigned seen = 0;
+	int rc = -1;
+
+	memset(p, 0, sizeof(*p));
+	if ((p->branch = strdup(branch)) == NULL)
+		return -1;
+	git_oid_tostr(p->head, sizeof(p->head), head_id);
+	snprintf(ref, sizeof(ref), "refs/heads/%s", into);
+	if (git_reference_name_to_id(&into_id, repo, ref) != 0 ||
+	    git_merge_base(&base_id, repo, head_id, &into_id) != 0) {
+		/* unrelated histories: everything on the branch is new */
+		git_oid_cpy(&base_id, head_id);
+		p->base[0] = '\0';
+	} else {
+		git_oid_tostr(p->base, sizeof(p->base), &base_id);
+		if (git_graph_ahead_behind(&p->ahead, &p->behind, repo, head_id, &into_id) != 0)
+			goto out;
+	}
+	if (git_revwalk_new(&w, repo) != 0 || git_revwalk_push(w, head_id) != 0)
+		goto out;
+	git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME | GIT_SORT_REVERSE);
+	if (p->base[0] != '\0')
+		git_revwalk_hide(w, &base_id);
+	while (git_revwalk_next(&id, w) == 0 && seen++ < 10000) {
+		git_commit *c = NULL;
+		const git_signature *s;
+		size_t i;
+
+		if (git_commit_lookup(&c, repo, &id) != 0)
+			goto out;
+		if (p->title == NULL && (p->title = strdup(git_commit_summary(c) != NULL ?
+		    git_commit_summary(c) : "")) == NULL) {
+			git_commit_free(c);
+			goto out;
+		}
+		if (git_commit_time(c) > p->time_unix)
+			p->time_unix = git_commit_time(c);
+		s = git_commit_author(c);
+		for (i = 0; s != NULL && s->email != NULL && i < p->nauthors; i++)
+			if (strcasecmp(p->authors[i], s->email) == 0)
+				break;
+		if (s != NULL && s->email != NULL && i == p->nauthors &&
+		    p->nauthors < PROPOSAL_AUTHORS_MAX &&
+		    (p->authors[p->nauthors] = strdup(s->email)) != NULL)
+			p->nauthors++;
+		git_commit_free(c);
+	}
+	if (p->title == NULL && (p->title = strdup("")) == NULL)
+		goto out;
+	rc = 0;
+out:
+	git_revwalk_free(w);
+	if (rc != 0)
+		edit_proposal_clear(p);
+	return rc;
+}
+
+int
+edit_proposal(git_repository *repo, const char *into, const char *branch, struct proposal *out)
+{
+	char ref[512];
+	git_oid id;
+
+	memset(out, 0, sizeof(*out));
+	if (strcmp(branch, into) == 0 || strstr(branch, "..") != NULL ||
+	    snprintf(ref, sizeof(ref), "refs/heads/%s", branch) >= (int)sizeof(ref) ||
+	    git_reference_name_to_id(&id, repo, ref) != 0)
+		return 1;
+	return proposal_fill(repo, into, branch, &id, out);
+}
+
+static int
+proposal_cmp(const void *a, const void *b)
+{
+	const struct proposal *x = a, *y = b;
+
+	if (x->time_unix != y->time_unix)
+		return x->time_unix > y->time_unix ? -1 : 1;
+	return strcmp(x->branch, y->branch);
+}
+
+int
+edit_proposals(git_repository *repo, const char *into, struct proposal **out, size_t *n)
+{
+	git_branch_iterator *it = NULL;
+	git_reference *ref;
+	git_branch_t type;
+	struct proposal *v = NULL, *nv;
+	size_t cap = 0;
+	int rc = -1;
+
+	*out = NULL;
+	*n = 0;
+	if (git_branch_iterator_new(&it, repo, GIT_BRANCH_LOCAL) != 0)
+		return -1;
+	while (git_branch_next(&ref, &type, it) == 0) {
+		const char *name = NULL;
+		const git_oid *id = git_reference_target(ref);
+
+		if (git_branch_name(&name, ref) != 0 || id == NULL || strcmp(name, into) == 0) {
+			git_reference_free(ref);
+			continue;
+		}
+		if (*n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				git_reference_free(ref);
+				goto out;
+			}
+			v = nv;
+		}
+		if (proposal_fill(repo, into, name, id, &v[*n]) != 0) {
+			git_reference_free(ref);
+			goto out;
+		}
+		(*n)++;
+		git_reference_free(ref);
+	}
+	if (*n > 1)
+		qsort(v, *n, sizeof(*v), proposal_cmp);
+	*out = v;
+	v = NULL;
+	rc = 0;
+out:
+	if (rc != 0) {
+		edit_proposals_free(v, *n);
+		*n = 0;
+	}
+	git_branch_iterator_free(it);
+	return rc;
+}
+
+/* ---- merging ---- */
+
+static int
+merge_fail(struct merge_result *r, const char *what)
+{
+	const git_error *e = git_error_last();
+
+	free(r->errors);
+	if (asprintf(&r->errors, "%s: %s\n", what, e != NULL && e->message != NULL ?
+	    e->message : err_last()) < 0)
+		r->errors = NULL;
+	r->status = MERGE_ERROR;
+	return -1;
+}
+
+/* The conflicting paths of a merge index, one per line. */
+static char *
+conflict_paths(git_index *idx)
+{
+	git_index_conflict_iterator *it = NULL;
+	const git_index_entry *anc, *ours, *theirs;
+	struct text t = { NULL, 0, 0, false };
+
+	text_add(&t, "", 0);
+	if (git_index_conflict_iterator_new(&it, idx) == 0) {
+		while (git_index_conflict_next(&anc, &ours, &theirs, it) == 0) {
+			const char *p = ours != NULL ? ours->path : theirs != NULL ? theirs->path :
+			    anc != NULL ? anc->path : "?";
+
+			text_add(&t, p, strlen(p));
+			text_add(&t, "\n", 1);
+		}
+		git_index_conflict_iterator_free(it);
+	}
+	if (t.oom) {
+		free(t.s);
+		return NULL;
+	}
+	return t.s;
+}
+
+int
+edit_plan(const char *gitdir, const char *from, const char *to, struct merge_result *r)
+{
+	struct plan_run *pr = NULL;
+	char *errs = NULL, *txt = NULL, *js = NULL;
+	size_t elen = 0, tlen = 0, jlen = 0;
+	FILE *ef, *tf = NULL, *jf = NULL;
+	int rc = -1, pc;
+
+	if ((ef = open_memstream(&errs, &elen)) == NULL)
+		return merge_fail(r, "planning");
+	pc = plan_run(&pr, gitdir, from, to, ef);
+	fclose(ef);
+	if (pc == ERR_INVAL) {
+		free(r->errors);
+		r->errors = errs;
+		r->status = MERGE_INVALID;
+		return 1;
+	}
+	if (pc != 0) {
+		free(r->errors);
+		r->errors = errs;
+		r->status = MERGE_ERROR;
+		return -1;
+	}
+	free(errs);
+	if ((tf = open_memstream(&txt, &tlen)) == NULL || (jf = open_memstream(&js, &jlen)) == NULL ||
+	    plan_print(tf, plan_run_plan(pr), PLAN_TEXT) != 0 ||
+	    plan_print(jf, plan_run_plan(pr), PLAN_JSON) != 0) {
+		merge_fail(r, "printing the plan");
+		goto out;
+	}
+	r->changes = plan_changes(plan_run_plan(pr));
+	r->status = MERGE_OK;
+	rc = 0;
+out:
+	if (tf != NULL)
+		fclose(tf);
+	if (jf != NULL)
+		fclose(jf);
+	if (rc == 0) {
+		r->plan_text = txt;
+		r->plan_json = js;
+	} else {
+		free(txt);
+		free(js);
+	}
+	plan_run_free(pr);
+	return rc;
+}
+
+/* One round: merge, plan, move. 0 done, 1 the applied branch moved: again. */
+static int
+merge_once(git_repository *repo, const char *gitdir, const struct merge *m,
+    struct merge_result *r)
+{
+	char ref[512], bref[512];
+	git_commit *ours = NULL, *theirs = NULL;
+	const git_commit *parents[2];
+	git_index *idx = NULL;
+	git_tree *tree = NULL;
+	git_signature *sig = NULL;
+	git_merge_options mo;
+	git_oid into_id, head_id, base_id, tree_id, commit_id;
+	git_reference *nref = NULL;
+	int rc = -1, gr;
+
+	snprintf(ref, sizeof(ref), "refs/heads/%s", m->into);
+	if (snprintf(bref, sizeof(bref), "refs/heads/%s", m->branch) >= (int)sizeof(bref) ||
+	    strcmp(m->branch, m->into) == 0 ||
+	    git_reference_name_to_id(&head_id, repo, bref) != 0) {
+		r->status = MERGE_NOT_FOUND;
+		return 0;
+	}
+	git_oid_tostr(r->head, sizeof(r->head), &head_id);
+	if (m->expect != NULL && strcmp(m->expect, r->head) != 0) {
+		r->status = MERGE_STALE;
+		return 0;
+	}
+	if (git_reference_name_to_id(&into_id, repo, ref) != 0)
+		return merge_fail(r, ref);
+	git_oid_tostr(r->into_head, sizeof(r->into_head), &into_id);
+	if (git_merge_base(&base_id, repo, &head_id, &into_id) == 0 &&
+	    git_oid_equal(&base_id, &head_id)) {
+		r->status = MERGE_NOTHING;
+		return 0;
+	}
+	git_merge_options_init(&mo, GIT_MERGE_OPTIONS_VERSION);
+	if (git_commit_lookup(&ours, repo, &into_id) != 0 ||
+	    git_commit_lookup(&theirs, repo, &head_id) != 0) {
+		rc = merge_fail(r, "the heads");
+		goto out;
+	}
+	if (git_merge_commits(&idx, repo, ours, theirs, &mo) != 0) {
+		rc = merge_fail(r, "merging");
+		goto out;
+	}
+	if (git_index_has_conflicts(idx)) {
+		free(r->conflicts);
+		r->conflicts = conflict_paths(idx);
+		r->status = MERGE_CONFLICT;
+		rc = 0;
+		goto out;
+	}
+	parents[0] = ours;
+	parents[1] = theirs;
+	if (git_index_write_tree_to(&tree_id, idx, repo) != 0 ||
+	    git_tree_lookup(&tree, repo, &tree_id) != 0 ||
+	    git_signature_now(&sig, m->author_name, m->author_email) != 0 ||
+	    git_commit_create(&commit_id, repo, NULL, sig, sig, NULL, m->message, tree, 2,
+	    parents) != 0) {
+		rc = merge_fail(r, "creating the merge commit");
+		goto out;
+	}
+	git_oid_tostr(r->rev, sizeof(r->rev), &commit_id);
+	free(r->plan_text);
+	free(r->plan_json);
+	r->plan_text = r->plan_json = NULL;
+	if ((rc = edit_plan(gitdir, r->into_head, r->rev, r)) != 0) {
+		rc = rc > 0 ? 0 : -1;
+		goto out;
+	}
+	if (!m->dry_run) {
+		gr = git_reference_create_matching(&nref, repo, ref, &commit_id, 1, &into_id,
+		    m->message);
+		git_reference_free(nref);
+		nref = NULL;
+		if (gr == GIT_EMODIFIED || gr == GIT_ELOCKED) {
+			rc = 1;
+			goto out;
+		}
+		if (gr != 0) {
+			rc = merge_fail(r, ref);
+			goto out;
+		}
+		/* The proposal is merged; ours are deleted if they did not move meanwhile. */
+		if (strncmp(m->branch, PROPOSAL_PREFIX, strlen(PROPOSAL_PREFIX)) == 0 &&
+		    git_reference_lookup(&nref, repo, bref) == 0 &&
+		    git_reference_target(nref) != NULL &&
+		    git_oid_equal(git_reference_target(nref), &head_id))
+			git_reference_delete(nref);
+		git_reference_free(nref);
+	}
+	r->status = MERGE_OK;
+	rc = 0;
+out:
+	git_signature_free(sig);
+	git_tree_free(tree);
+	git_index_free(idx);
+	git_commit_free(theirs);
+	git_commit_free(ours);
+	return rc;
+}
+
+int
+edit_merge(const char *gitdir, const struct merge *m, struct merge_result *r)
+{
+	git_repository *repo = NULL;
+	int rc = -1;
+
+	memset(r, 0, sizeof(*r));
+	git_libgit2_init();
+	if (git_repository_open_bare(&repo, gitdir) != 0) {
+		merge_fail(r, gitdir);
+		goto out;
+	}
+	for (r->attempts = 1; r->attempts <= EDIT_ROUNDS; r->attempts++)
+		if ((rc = merge_once(repo, gitdir, m, r)) <= 0)
+			break;
+	if (rc > 0) {
+		err_set("the branch kept moving");
+		merge_fail(r, m->into);
+		rc = -1;
+	}
+out:
+	git_repository_free(repo);
+	git_libgit2_shutdown();
+	return rc;
+}
+
+void
+merge_result_free(struct merge_result *r)
+{
+	free(r->conflicts);
+	free(r->errors);
+	free(r->plan_text);
+	free(r->plan_json);
+	memset(r, 0, sizeof(*r));
 }

@@ -37,4 +37,21 @@ size_t	 plan_warnings(const struct plan *);
 int	 plan_print(FILE *, const struct plan *, enum plan_format);
 int	 plan_parse_format(const char *s, enum plan_format *out);
 
+/*
+ * Both revisions of a repository read from git objects (no checkout), validated and built
+ * on one ipam seeded by the base (unchanged devices keep their addresses), and their plan:
+ * what `cox plan` and the admin API's review pages show (planrun.c). Blocking: seconds on
+ * a 100,000-device fleet. Errors — a revision that does not resolve, or an invalid one with
+ * its path:line:col diagnostics — go to errs (may be NULL); returns 0, or ERR_INVAL when a
+ * revision is missing or invalid (*out NULL), or another ERR_* code.
+ */
+struct plan_run;
+int	 plan_run(struct plan_run **out, const char *gitdir, const char *base, const char *head,
+	    FILE *errs);
+const struct plan *plan_run_plan(const struct plan_run *);
+/* The commit ids the revisions resolved to. */
+const char *plan_run_base(const struct plan_run *);
+const char *plan_run_head(const struct plan_run *);
+void	 plan_run_free(struct plan_run *);
+
 #endif

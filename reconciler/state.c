@@ -112,6 +112,14 @@ static const char *const migrations[] = {
 	"  time_unix	INTEGER NOT NULL"
 	");"
 	"CREATE INDEX auth_failures_key ON auth_failures (key, time_unix);",
+	/* 3: approvals of proposals, each of one head of a branch (docs/DESIGN.md §11) */
+	"CREATE TABLE approvals ("
+	"  branch	TEXT NOT NULL,"
+	"  rev		TEXT NOT NULL,"
+	"  username	TEXT NOT NULL,"
+	"  time_unix	INTEGER NOT NULL,"
+	"  PRIMARY KEY (branch, rev, username)"
+	") WITHOUT ROWID;",
 };
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
