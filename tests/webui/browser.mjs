@@ -410,6 +410,34 @@ await step('review: the merged change is on the users page, and history shows th
   assert(new URL(p.url()).pathname === `/ui/history/${mergedRev}`, 'the merge commit');
 });
 
+await step('review: approving a proposal that changed since it was loaded says so and shows it as it is now', async () => {
+  const b = RB.page;
+  // no event stream for this page: it cannot follow the push, so its Approve is stale
+  await b.route('**/api/v1/events', (r) => r.abort());
+  try {
+    await b.goto(`${URL_R}/ui/proposals/feature/dave`);
+    await b.locator('#merge-status[data-status="clean"]').waitFor();
+    const head0 = await b.locator('[data-field="head"]').textContent();
+    const clone = `${TMP}/review-clone`;
+    const git = (...a) => execFileSync('git', a, { cwd: clone, stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+    writeFileSync(`${clone}/users/dave.yaml`, 'email: "dave@example.com"\nfull_name: "Dave Forge Two"\nrole: user\n');
+    git('commit', '-qam', 'dave, renamed');
+    git('push', '-q', 'origin', 'feature/dave');
+    const head1 = git('rev-parse', 'HEAD').slice(0, 12);
+    await b.locator('#approve:not([disabled])').click();
+    await b.locator('[data-kind="proposal-changed"]', { hasText: 'The proposal changed' }).waitFor();
+    await b.locator('[data-field="head"]', { hasText: head1 }).waitFor();
+    assert(head0 !== head1, 'a new head');
+    await b.locator('pre.diff .add', { hasText: 'Dave Forge Two' }).waitFor();
+    assert(await b.locator('#approvals [data-approver="bob"]').count() === 0, 'nothing was approved');
+    // approving what is shown now works
+    await b.locator('#approve:not([disabled])').click();
+    await b.locator('#approvals [data-approver="bob"]').waitFor();
+  } finally {
+    await b.unroute('**/api/v1/events');
+  }
+});
+
 await step('no script errors or CSP violations in the pages', async () => {
   assert(pageErrors.length === 0, `errors:\n${pageErrors.join('\n')}`);
 });

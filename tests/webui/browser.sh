@@ -32,6 +32,7 @@ TESTS=(
 	"review: the author sees the diff and the plan and cannot approve their own proposal"
 	"review: another admin approves and merges; the author's open proposals page follows live"
 	"review: the merged change is on the users page, and history shows the merge's plan"
+	"review: approving a proposal that changed since it was loaded says so and shows it as it is now"
 	"no script errors or CSP violations in the pages"
 )
 skip_all() {
