@@ -438,6 +438,26 @@ await step('review: approving a proposal that changed since it was loaded says s
   }
 });
 
+await step('review: the author opens a new proposal from the edit\'s link and closes it', async () => {
+  const p = RA.page;
+  await p.goto(`${URL_R}/ui/users/carol`);
+  await p.locator('#edit-user[data-rev]').waitFor();
+  await p.getByLabel('Email').fill('carol@elsewhere.example.com');
+  await p.getByRole('button', { name: 'Save' }).click();
+  const branch = (await p.locator('#proposed code.branch').textContent()).trim();
+  assert(/^proposals\/[0-9a-f]{10}$/.test(branch), `a new proposal: ${branch}`);
+  await p.locator('#proposed-link').click();
+  await p.locator('#proposal-branch', { hasText: branch }).waitFor();
+  await p.locator('pre.diff .add', { hasText: 'carol@elsewhere.example.com' }).waitFor();
+  await p.locator('#close').click();          // confirm() is accepted
+  await p.getByRole('heading', { level: 1, name: 'Proposals' }).waitFor();
+  await p.locator('#proposal-summary').waitFor();
+  assert(await p.locator(`a[data-branch="${branch}"]`).count() === 0, 'it is not listed');
+  let gone = false;
+  try { gitR('rev-parse', '--verify', '-q', branch); } catch { gone = true; }
+  assert(gone, 'its branch is deleted');
+});
+
 await step('no script errors or CSP violations in the pages', async () => {
   assert(pageErrors.length === 0, `errors:\n${pageErrors.join('\n')}`);
 });

@@ -9,7 +9,8 @@
 # review: a second state directory in the enterprise preset (review required) with two
 # admins (alice, bob) and its own `cox run`: an edit is proposed, not committed; its author
 # sees the diff and the plan but cannot approve; the other admin approves and merges; the
-# author's open proposals page follows live; a branch pushed with git is listed and reviewed.
+# author's open proposals page follows live; a branch pushed with git is listed and reviewed;
+# a stale approval is refused and reported; the author closes a proposal.
 #   tests/webui/browser.sh [BUILD]     (BUILD defaults to build)
 # Needs /usr/bin/chromium (Debian package chromium) and node_modules/playwright-core
 # (npm ci at the repository root); without them every test prints a "skip" line.
@@ -33,6 +34,7 @@ TESTS=(
 	"review: another admin approves and merges; the author's open proposals page follows live"
 	"review: the merged change is on the users page, and history shows the merge's plan"
 	"review: approving a proposal that changed since it was loaded says so and shows it as it is now"
+	"review: the author opens a new proposal from the edit's link and closes it"
 	"no script errors or CSP violations in the pages"
 )
 skip_all() {
