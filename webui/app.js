@@ -6,9 +6,11 @@
 // Mutations send X-CSRF-Token and If-Match with the revision the page read; a 409 shows the
 // record as it is now and lets the user reload or apply their change on top of it.
 // Open pages follow /api/v1/events (Server-Sent Events) and refresh what they show.
+// When the fleet requires review, an edit lands on a proposal branch, not on main: the page
+// says so and links to the proposal's review page (/ui/proposals/<branch>).
 
 const API = '/api/v1';
-const session = { user: null, csrf: null, revision: null };
+const session = { user: null, csrf: null, revision: null, branch: 'main' };
 let current = null;          // the mounted page: { refresh(ev), dirty() }
 let events = null;           // the EventSource
 let refreshTimer = null;
@@ -238,17 +240,25 @@ function connectEvents() {
   const on = (type) => events.addEventListener(type, (m) => {
     let d = {};
     try { d = JSON.parse(m.data); } catch { /* keep {} */ }
-    if (d.revision && (type !== 'status')) session.revision = d.revision;
+    if (d.revision && (type === 'hello' || mainChange({ type, ...d }))) session.revision = d.revision;
     setLive(true);
     scheduleRefresh({ type, ...d });
   });
-  ['hello', 'revision', 'commit', 'status'].forEach(on);
+  ['hello', 'revision', 'commit', 'status', 'proposal'].forEach(on);
+}
+
+// Did the event move the applied branch? A commit to a proposal branch did not.
+function mainChange(ev) {
+  return ev.type === 'revision' || (ev.type === 'commit' && (!ev.branch || ev.branch === session.branch));
 }
 
 function scheduleRefresh(ev) {
   if (!current || !current.refresh) return;
   if (ev.type === 'hello' && !current.loaded) return;
   if (ev.type === 'status' && !current.wantsStatus) return;
+  // proposal events (and commits to proposal branches) only for pages that show proposals
+  if ((ev.type === 'proposal' || (ev.type === 'commit' && !mainChange(ev))) && !current.wantsProposals) return;
+  if (current.wants && !current.wants(ev)) return;
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(() => {
     if (current && current.refresh) current.refresh(ev).catch(() => {});
@@ -292,7 +302,7 @@ function route() {
   const main = document.getElementById('main');
   replace(main, el('p', {}, 'Loading…'));
   clearTimeout(refreshTimer);
-  const page = { loaded: false, wantsStatus: false, refresh: null };
+  const page = { loaded: false, wantsStatus: false, wantsProposals: false, wants: null, refresh: null };
   current = page;
   const params = new URLSearchParams(location.search);
   Promise.resolve(pages[name](main, page, parts.slice(1), params)).then(() => {
@@ -306,13 +316,17 @@ function route() {
 }
 
 // A page section whose content reloads: load() returns the nodes to show.
+// Loads that overlap (two events in a row) show the newest one's result.
 function section(load) {
   const box = el('div', { class: 'section' });
+  let seq = 0;
   const run = async (ev) => {
+    const mine = ++seq;
     try {
-      replace(box, await load(ev));
+      const kids = await load(ev);
+      if (mine === seq) replace(box, kids);
     } catch (e) {
-      if (!(e instanceof ApiError && e.status === 401)) replace(box, errorBox(e));
+      if (mine === seq && !(e instanceof ApiError && e.status === 401)) replace(box, errorBox(e));
     }
   };
   return { box, run };
@@ -320,7 +334,7 @@ function section(load) {
 
 // ---- dashboard ----
 
-function statusView(s) {
+function statusView(s, props) {
   const nodes = s.nodes || [];
   const reachable = nodes.filter((n) => n.reachable).length;
   const drifting = nodes.filter((n) => n.drift).length;
@@ -335,7 +349,9 @@ function statusView(s) {
       card('Converged', s.converged ? 'yes' : 'no', s.converged ? 'ok' : 'warn'),
       card('Nodes reachable', `${reachable} / ${nodes.length}`, reachable === nodes.length ? 'ok' : 'warn'),
       card('Nodes drifting', String(drifting), drifting ? 'warn' : 'ok'),
-      card('Users · devices', `${s.users ?? '—'} · ${s.devices ?? '—'}`, '', 'user-count')),
+      card('Users · devices', `${s.users ?? '—'} · ${s.devices ?? '—'}`, '', 'user-count'),
+      props ? card('Open proposals', [link('/ui/proposals', String(openProposals(props).length), { id: 'proposal-count' }),
+        props.review_required ? el('span', { class: 'muted' }, ' · review required') : null]) : null),
     s.refused_revision ? el('div', { class: 'alert error', role: 'alert', id: 'refused' },
       el('p', {}, el('strong', {}, 'Last refused revision: '), el('code', {}, short(s.refused_revision)),
         ' — it did not validate, so nodes keep the applied revision.'),
@@ -356,10 +372,15 @@ function statusView(s) {
 }
 
 async function pageDashboard(main, page) {
-  const s = section(async () => statusView((await api('GET', '/status')).data));
+  const s = section(async () => {
+    const [st, pr] = await Promise.all([api('GET', '/status'), proposalsList().catch(() => null)]);
+    if (st.data.branch) session.branch = st.data.branch;
+    return statusView(st.data, pr);
+  });
   replace(main, el('h1', {}, 'Dashboard'), s.box);
   await s.run();
   page.wantsStatus = true;
+  page.wantsProposals = true;
   page.refresh = s.run;
 }
 
@@ -451,13 +472,19 @@ async function pageUsers(main, page, rest, params) {
     replace(msg);
     try {
       const r = await api('POST', '/users', { body, rev: rev || session.revision });
+      if (r.data.proposal) {
+        toast(`Proposed as ${r.data.branch}`);
+        form.reset();
+        replace(msg, proposedBox(r.data));
+        return;
+      }
       toast(`User ${body.name} created in ${short(r.data.revision)}`);
       navigate(`/ui/users/${enc(body.name)}`);
     } catch (ex) {
       if (ex.status !== 401) replace(msg, errorBox(ex, { onReload: () => { s.run(); replace(msg); } }));
     }
   });
-  replace(main, el('h1', {}, 'Users and devices'), s.box,
+  replace(main, el('h1', {}, 'Users and devices'), reviewNote(), s.box,
     el('details', { id: 'new-user-box' }, el('summary', {}, 'Add a user'), form));
   await s.run();
   page.refresh = s.run;
@@ -504,6 +531,11 @@ async function pageUser(main, page, name) {
     replace(msg);
     try {
       const r = await api(method, path, { body, rev: base || rev });
+      if (r.data.proposal) {
+        toast(`Proposed as ${r.data.branch}`);
+        replace(msg, proposedBox(r.data));
+        return r;
+      }
       toast(okText);
       replace(msg, el('p', { class: 'alert success', role: 'status' }, `${okText} (revision ${short(r.data.revision)}).`));
       return r;
@@ -559,11 +591,11 @@ async function pageUser(main, page, name) {
   const delBtn = el('button', { type: 'button', class: 'danger', id: 'delete-user', onclick: async () => {
     if (!window.confirm(`Delete user ${name} and all their devices?`)) return;
     const r = await mutate('DELETE', `/users/${enc(name)}`, undefined, `Deleted ${name}`);
-    if (r) navigate('/ui/users');
+    if (r && !r.data.proposal) navigate('/ui/users');
   } }, 'Delete user');
 
   replace(main, el('p', {}, link('/ui/users', '← Users')),
-    el('h1', {}, 'User ', el('span', { id: 'user-name' }, name)), notice, msg,
+    el('h1', {}, 'User ', el('span', { id: 'user-name' }, name)), reviewNote(), notice, msg,
     el('h2', {}, 'Details'), editForm,
     el('h2', {}, 'Devices'), devBox, el('details', {}, el('summary', {}, 'Add a device'), devForm),
     el('h2', {}, 'Danger zone'), delBtn);
@@ -594,6 +626,28 @@ function diffView(text) {
   return pre;
 }
 
+// What a commit did to every node: its plan against its first parent (computed by the
+// server's worker, so it is filled in when it comes).
+function commitPlan(rev) {
+  const box = el('div', { id: 'commit-plan-box', 'aria-live': 'polite' },
+    el('p', { class: 'muted' }, 'Computing the plan…'));
+  const show = (d) => {
+    const p = d && d.plan;
+    if (!p) return replace(box, el('p', { class: 'muted', id: 'commit-plan-none' }, 'The first commit: there is nothing to compare it with.'));
+    return replace(box, el('p', {}, 'Against its parent ', el('code', {}, short(d.parent)), ': ',
+      el('span', { class: p.status === 'clean' ? 'ok' : 'bad', 'data-status': p.status }, p.status),
+      p.changes !== undefined ? ` · ${p.changes} node${p.changes === 1 ? '' : 's'} change` : ''),
+    p.plan ? el('pre', { id: 'commit-plan' }, p.plan) : null,
+    p.errors ? el('pre', { id: 'commit-plan-errors', class: 'bad' }, p.errors) : null);
+  };
+  api('GET', `/history/${enc(rev)}/plan`).then((r) => show(r.data)).catch((e) => {
+    if (e instanceof ApiError && e.status === 401) return;
+    if (e instanceof ApiError && e.data && e.data.plan) show(e.data);   // 422: the commit did not validate
+    else replace(box, errorBox(e));
+  });
+  return box;
+}
+
 async function pageHistory(main, page, rest) {
   if (rest.length) {
     const { data } = await api('GET', `/history/${enc(rest[0])}`);
@@ -601,7 +655,8 @@ async function pageHistory(main, page, rest) {
       el('h1', {}, 'Commit ', el('code', {}, short(data.revision))),
       el('p', {}, 'By ', data.author, data.email ? ` <${data.email}>` : '', ' at ', when(data.time_unix)),
       el('h2', {}, 'Message'), el('pre', { id: 'commit-message' }, data.message),
-      el('h2', {}, 'Changes'), data.diff ? diffView(data.diff) : el('p', { class: 'muted' }, 'No changes.'));
+      el('h2', {}, 'Changes'), data.diff ? diffView(data.diff) : el('p', { class: 'muted' }, 'No changes.'),
+      el('h2', {}, 'Plan'), commitPlan(data.revision));
     return;
   }
   const s = section(async () => {
@@ -681,12 +736,218 @@ async function pageTokens(main, page) {
   page.refresh = s.run;
 }
 
-// ---- proposals (not in the API yet) ----
+// ---- proposals ----
+//
+// A proposal is any branch but the applied one: proposals/<id> opened by an edit when the
+// fleet requires review, or a branch pushed from outside. Branch names have slashes: the
+// review page is /ui/proposals/<branch> (the route's remaining segments, joined), and the
+// API takes the name in ?branch=.
 
-function pageProposals(main) {
-  replace(main, el('h1', {}, 'Proposals'),
-    el('p', { class: 'muted' }, 'Not available yet: proposals (changes on a branch awaiting review) are not in the admin API. ',
-      'Push a ', el('code', {}, 'proposals/NAME'), ' branch to fleet.git and review it with ', el('code', {}, 'cox plan'), '.'));
+const proposalHref = (branch) => `/ui/proposals/${String(branch).split('/').map(enc).join('/')}`;
+const openProposals = (d) => (d.proposals || []).filter((p) => p.state === 'open');
+
+async function proposalsList() {
+  const { data } = await api('GET', '/proposals');
+  if (data.branch) session.branch = data.branch;
+  return data;
+}
+
+// Under the heading of the users' pages: whether saving here commits or proposes.
+function reviewNote() {
+  const box = el('div', { id: 'review-note' });
+  proposalsList().then((d) => {
+    if (d.review_required) {
+      replace(box, el('p', { class: 'alert info' }, 'This fleet requires review: a change saved here opens a proposal, and ',
+        el('code', {}, d.branch), ' changes once another admin has approved it and it is merged (',
+        link('/ui/proposals', 'proposals'), ').'));
+    }
+  }).catch(() => {});
+  return box;
+}
+
+// The reply to an edit that went to a proposal branch.
+function proposedBox(d) {
+  return el('div', { class: 'alert info', role: 'status', id: 'proposed' },
+    el('p', {}, el('strong', {}, 'Proposed as ', el('code', { class: 'branch' }, d.branch)), ' — waiting for review.'),
+    el('p', {}, el('code', {}, session.branch), ' does not change until the proposal is approved and merged; ',
+      'what you see below is ', el('code', {}, session.branch), '. ',
+      link(proposalHref(d.branch), 'Open the review page', { id: 'proposed-link' })));
+}
+
+function approvalsView(p) {
+  const a = p.approvals || [];
+  if (!a.length) return el('span', { class: 'muted' }, 'none');
+  return a.map((x, i) => [i ? ', ' : '', el('span', { class: x.counts ? 'ok' : 'muted', 'data-approver': x.user },
+    x.user, x.counts ? '' : ' (does not count)')]);
+}
+
+function stateView(p) {
+  return el('span', { class: `pill ${p.state === 'open' ? 'warn' : 'ok'}`, 'data-state': p.state }, p.state);
+}
+
+async function pageProposals(main, page, rest) {
+  if (rest.length) return pageProposal(main, page, rest.join('/'));
+  const s = section(async () => {
+    const d = await proposalsList();
+    const list = [...(d.proposals || [])].sort((a, b) => (a.state === 'open' ? 0 : 1) - (b.state === 'open' ? 0 : 1)
+      || (b.time_unix || 0) - (a.time_unix || 0));
+    return [
+      el('p', { class: d.review_required ? 'alert info' : 'muted', id: 'review-mode' }, d.review_required
+        ? ['This fleet requires review: every edit opens a proposal, and another admin approves it before it is merged into ',
+          el('code', {}, d.branch), '.']
+        : ['Review is not required: edits made here commit to ', el('code', {}, d.branch),
+          '. Branches pushed to fleet.git are listed here and can be reviewed and merged.']),
+      el('p', { class: 'muted', id: 'proposal-summary' }, `${openProposals(d).length} open · ${list.length} in all`),
+      table(['Branch', 'Title', 'Authors', 'Ahead / behind', 'Approvals', 'State', 'Last commit'],
+        list.map((p) => [
+          link(proposalHref(p.branch), p.branch, { class: 'mono', 'data-branch': p.branch }),
+          p.title || '—',
+          (p.authors || []).join(', ') || '—',
+          `${p.ahead} / ${p.behind}`,
+          [approvalsView(p), p.approved ? el('span', { class: 'ok' }, ' · approved') : null],
+          stateView(p),
+          when(p.time_unix),
+        ]), 'Proposals'),
+    ];
+  });
+  replace(main, el('h1', {}, 'Proposals'), s.box);
+  await s.run();
+  page.wantsProposals = true;
+  page.refresh = s.run;
+}
+
+function mergeView(m) {
+  if (!m) return el('p', { class: 'muted' }, 'No merge preview.');
+  const status = el('span', { class: m.status === 'clean' ? 'ok' : 'bad', id: 'merge-status', 'data-status': m.status }, m.status);
+  const onto = m.onto ? [' onto ', el('code', {}, short(m.onto))] : null;
+  switch (m.status) {
+    case 'clean':
+      return [el('p', {}, 'Merging it now: ', status, onto, ` · ${m.changes ?? 0} node${m.changes === 1 ? '' : 's'} change.`),
+        el('pre', { id: 'merge-plan' }, m.plan || '')];
+    case 'conflict':
+      return [el('p', {}, 'Merging it now: ', status, onto,
+        ' — the proposal and the branch changed the same lines of these files; update the proposal:'),
+      el('ul', { id: 'merge-conflicts' }, (m.conflicts || []).map((c) => el('li', {}, el('code', {}, c))))];
+    case 'invalid':
+      return [el('p', {}, 'Merging it now: ', status, onto, ' — the merged fleet would not validate:'),
+        el('pre', { id: 'merge-errors', class: 'bad' }, m.errors || '')];
+    case 'nothing':
+      return el('p', {}, 'Merging it now: ', status, ' — everything in it is already in the branch.');
+    default:
+      return [el('p', {}, 'Merging it now: ', status, onto),
+        m.errors ? el('pre', { id: 'merge-errors', class: 'bad' }, m.errors) : null];
+  }
+}
+
+async function pageProposal(main, page, branch) {
+  const msg = el('div', { 'aria-live': 'polite', id: 'proposal-msg' });
+  let shown = null;     // the proposal as shown: actions use its head
+  let busy = false;
+
+  const act = async (what, method, path, done) => {
+    if (!shown || busy) return;
+    busy = true;
+    replace(msg);
+    try {
+      const r = await api(method, `${path}?branch=${enc(branch)}`, { rev: shown.head });
+      await done(r.data);
+    } catch (ex) {
+      if (ex.status === 401) return;
+      const d = ex.data || {};
+      if (ex.status === 409 && d.error === 'proposal_changed') {
+        replace(msg, el('div', { class: 'alert conflict', role: 'alert', 'data-kind': 'proposal-changed' },
+          el('p', {}, el('strong', {}, 'The proposal changed '), 'since you loaded it (its head is now ',
+            el('code', {}, short(d.head)), `). Nothing was ${what}; the page shows it as it is now — review it again.`)));
+        await s.run();
+      } else if (ex.status === 409 && d.error === 'merge_conflict') {
+        replace(msg, el('div', { class: 'alert error', role: 'alert', 'data-kind': 'merge-conflict' },
+          el('p', {}, el('strong', {}, 'Not merged: '), d.message || 'it conflicts with the branch'),
+          el('ul', {}, (d.conflicts || []).map((c) => el('li', {}, el('code', {}, c))))));
+        await s.run();
+      } else {
+        replace(msg, errorBox(ex));
+      }
+    } finally {
+      busy = false;
+    }
+  };
+
+  const approve = () => act('approved', 'POST', '/proposal/approve', async () => {
+    toast(`Approved ${branch}`);
+    replace(msg, el('p', { class: 'alert success', role: 'status' }, `You approved ${short(shown.head)}.`));
+    await s.run();
+  });
+  const merge = () => act('merged', 'POST', '/proposal/merge', async (d) => {
+    toast(`Merged ${branch}`);
+    replace(msg, el('div', { class: 'alert success', role: 'status', id: 'merged' },
+      el('p', {}, el('strong', {}, 'Merged '), el('code', {}, d.merged || branch), ' into ', el('code', {}, d.branch),
+        ' as ', link(`/ui/history/${d.revision}`, short(d.revision), { class: 'mono', id: 'merged-commit' }),
+        ` · ${d.changes ?? 0} node${d.changes === 1 ? '' : 's'} change.`),
+      d.plan ? el('pre', {}, d.plan) : null));
+    await s.run();
+  });
+  const close = () => {
+    if (!window.confirm(`Close ${branch}? Its branch is deleted.`)) return;
+    act('closed', 'DELETE', '/proposal', async () => {
+      toast(`Closed ${branch}`);
+      navigate('/ui/proposals');
+    });
+  };
+
+  const s = section(async () => {
+    let p;
+    try {
+      const r = await api('GET', `/proposal?branch=${enc(branch)}`);
+      p = r.data;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) {
+        shown = null;
+        return el('p', { class: 'alert info', id: 'proposal-gone' },
+          'There is no such proposal (any more): it was merged or closed. ', link('/ui/proposals', 'All proposals'));
+      }
+      throw e;
+    }
+    shown = p;
+    const open = p.state === 'open';
+    const mine = (p.approvals || []).some((a) => a.user === session.user);
+    const m = p.merge || {};
+    const blocked = ['conflict', 'invalid', 'nothing'].includes(m.status);
+    const notes = [];
+    if (open && p.you_wrote_it && p.review_required) notes.push('You wrote this proposal: another admin must approve it.');
+    else if (open && mine) notes.push('You approved this head.');
+    if (open && !p.can_merge && p.review_required && !p.approved) notes.push('It needs an approval by an admin who wrote none of it before it can be merged.');
+    if (open && p.can_merge && blocked) notes.push('It cannot be merged as it is: see the merge preview.');
+    const actions = open ? el('div', { class: 'row', id: 'proposal-actions' },
+      el('button', { type: 'button', id: 'approve', disabled: !p.can_approve, onclick: approve }, 'Approve'),
+      el('button', { type: 'button', id: 'merge', disabled: !p.can_merge || blocked, onclick: merge }, `Merge into ${session.branch}`),
+      p.ours ? el('button', { type: 'button', class: 'danger', id: 'close', onclick: close }, 'Close') : null)
+      : null;
+    return [
+      recordView({
+        title: p.title || '—',
+        state: p.state,
+        authors: (p.authors || []).join(', ') || '—',
+        head: short(p.head),
+        base: short(p.base),
+        'ahead / behind': `${p.ahead} / ${p.behind}`,
+        approved: p.approved ? 'yes' : 'no',
+      }),
+      el('p', {}, 'Approvals of this head: ', el('span', { id: 'approvals' }, approvalsView(p))),
+      notes.length ? el('div', { id: 'proposal-notes' }, notes.map((n) => el('p', { class: 'muted' }, n))) : null,
+      actions,
+      el('h2', {}, 'Merge preview'), el('div', { id: 'merge-preview' }, mergeView(m)),
+      el('h2', {}, 'Changes'), p.diff ? diffView(p.diff) : el('p', { class: 'muted' }, 'No changes.'),
+    ];
+  });
+  replace(main, el('p', {}, link('/ui/proposals', '← Proposals')),
+    el('h1', {}, 'Proposal ', el('code', { id: 'proposal-branch' }, branch)), msg, s.box);
+  await s.run();
+  page.wantsProposals = true;
+  // this branch's events, any branch's push (branch ""), and whatever moves the applied
+  // branch (the merge preview is against it)
+  page.wants = (ev) => ev.type !== 'status' && (ev.type !== 'proposal' || !ev.branch || ev.branch === branch)
+    && (ev.type !== 'commit' || mainChange(ev) || ev.branch === branch);
+  page.refresh = s.run;
 }
 
 start();

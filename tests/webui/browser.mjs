@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The admin UI in headless Chromium, driven by playwright-core (run by tests/webui/browser.sh,
-// which starts cox and passes COX_URL, COX_USER, COX_PASS, COX_REPO, COX_TMP). Prints
+// which starts cox and passes COX_URL, COX_USER, COX_PASS, COX_REPO, COX_TMP, and for the
+// review tests a second cox on an enterprise fleet: COX_URL_REVIEW, COX_REPO_REVIEW and a
+// second admin COX_USER2 with the same passphrase). Prints
 // "ok - ..." / "not ok - ..." lines; a failed step prints why as "#" lines and the next
 // steps still run where they can.
 import { chromium } from 'playwright-core';
@@ -14,6 +16,9 @@ const USER = process.env.COX_USER;
 const PASS = process.env.COX_PASS;
 const REPO = process.env.COX_REPO;
 const TMP = process.env.COX_TMP;
+const URL_R = (process.env.COX_URL_REVIEW || '').replace(/\/$/, '');
+const REPO_R = process.env.COX_REPO_REVIEW;
+const USER2 = process.env.COX_USER2;
 const TAG = process.env.TAG ? `[${process.env.TAG}] ` : '';
 const XSS = '<img src=x onerror=alert(1)>';
 const T = 10000;          // ms: the longest any step waits for the page
@@ -58,9 +63,9 @@ async function newSession() {
   return { ctx, page };
 }
 
-async function login(page) {
-  await page.goto(`${URL_}/`);
-  await page.getByLabel('User').fill(USER);
+async function login(page, base = URL_, user = USER) {
+  await page.goto(`${base}/`);
+  await page.getByLabel('User').fill(user);
   await page.getByLabel('Passphrase').fill(PASS);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
@@ -249,6 +254,208 @@ await step('a mutation without the CSRF token is refused with 403', async () => 
   assert(r.wrong === 403, `a wrong X-CSRF-Token: ${r.wrong}`);
   assert(r.noIfMatch === 428, `CSRF but no If-Match: ${r.noIfMatch}`);
   assert(r.still === 200, 'bob is still there');
+});
+
+// ---- review: the enterprise fleet (review required), admins alice (RA) and bob (RB) ----
+
+const RA = await newSession();
+const RB = await newSession();
+const gitR = (...a) => execFileSync('git', ['--git-dir', REPO_R, ...a], { stdio: ['ignore', 'pipe', 'pipe'] })
+  .toString().trim();
+const row = (page, branch) => page.locator(`tr:has(a[data-branch="${branch}"])`);
+let proposal = null;      // the branch alice's edit opened
+
+await step('review: an edit in the enterprise preset is proposed, main\'s history does not move', async () => {
+  const p = RA.page;
+  await login(p, URL_R);
+  const main0 = gitR('rev-parse', 'main');
+  await p.goto(`${URL_R}/ui/history`);
+  await p.getByRole('heading', { level: 1, name: 'History' }).waitFor();
+  const top0 = await p.locator('tbody tr').first().textContent();
+  await p.goto(`${URL_R}/ui/users/carol`);
+  await p.locator('#edit-user[data-rev]').waitFor();
+  await p.locator('#review-note', { hasText: 'requires review' }).waitFor();
+  await p.getByLabel('Full name').fill('Carol After');
+  await p.getByRole('button', { name: 'Save' }).click();
+  const box = p.locator('#proposed');
+  await box.waitFor();
+  const text = await box.textContent();
+  const m = text.match(/Proposed as (proposals\/[0-9a-f]{10}) — waiting for review/);
+  assert(m, `the page says "Proposed as proposals/… — waiting for review": ${text}`);
+  proposal = m[1];
+  assert(gitR('rev-parse', proposal).length === 40, 'the branch exists');
+  // main is unchanged: the form shows main again, and so do the API and history
+  await p.waitForFunction(() => document.getElementById('eu-full').value === 'Carol Before');
+  assert(gitR('rev-parse', 'main') === main0, 'main did not move');
+  const u = await p.evaluate(async () => (await fetch('/api/v1/users/carol')).json());
+  assert(u.full_name === 'Carol Before', `the API still reads main: ${u.full_name}`);
+  await p.getByRole('link', { name: 'History' }).click();
+  await p.getByRole('heading', { level: 1, name: 'History' }).waitFor();
+  assert((await p.locator('tbody tr').first().textContent()) === top0, 'the newest commit in history is the same');
+  // the dashboard counts the open proposal and links to the list
+  await p.getByRole('link', { name: 'Dashboard' }).click();
+  await p.locator('#proposal-count', { hasText: /^1$/ }).waitFor();
+});
+
+await step('review: a branch pushed with git (a slash in its name, markup in its title) is listed live and reviewed', async () => {
+  const p = RA.page;
+  const before = dialogs.length;
+  await p.goto(`${URL_R}/ui/proposals`);
+  await p.locator(`a[data-branch="${proposal}"]`).waitFor();
+  await live(p);
+  await p.evaluate(() => { window.__mark = 7; });
+  const clone = `${TMP}/review-clone`;
+  const git = (...a) => execFileSync('git', a, { cwd: clone, stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync('git', ['clone', '-q', REPO_R, clone], { stdio: ['ignore', 'pipe', 'pipe'] });
+  git('checkout', '-q', '-b', 'feature/dave');
+  writeFileSync(`${clone}/users/dave.yaml`, 'email: "dave@example.com"\nfull_name: "Dave Forge"\nrole: user\n');
+  git('add', '-A');
+  git('commit', '-qm', XSS);
+  git('push', '-q', 'origin', 'feature/dave');
+  const t0 = Date.now();
+  await p.locator('a[data-branch="feature/dave"]').waitFor({ timeout: 5000 });
+  const dt = Date.now() - t0;
+  console.log(`# the pushed branch was listed ${dt} ms after the push returned`);
+  assert(await p.evaluate(() => window.__mark === 7), 'the page was not reloaded');
+  assert(dt < 1500, 'within about 1 s');
+  assert((await row(p, 'feature/dave').textContent()).includes(XSS), 'its title, as text');
+  assert(await row(p, 'feature/dave').locator('[data-state="open"]').count() === 1, 'open');
+  await p.locator('a[data-branch="feature/dave"]').click();
+  await p.locator('#proposal-branch', { hasText: 'feature/dave' }).waitFor();
+  assert(new URL(p.url()).pathname === '/ui/proposals/feature/dave', `the review page's path: ${p.url()}`);
+  await p.locator('#merge-status[data-status="clean"]').waitFor();
+  assert((await p.locator('[data-field="title"]').textContent()) === XSS, 'the title, literally');
+  await p.locator('pre.diff .add', { hasText: 'Dave Forge' }).waitFor();
+  // loaded by its URL (the server answers every /ui/ path with the UI)
+  await p.goto(`${URL_R}/ui/proposals/feature/dave`);
+  await p.locator('#merge-status[data-status="clean"]').waitFor();
+  assert(await p.locator('#close').count() === 0, 'a pushed branch has no Close button');
+  assert(await p.locator('img').count() === 0, 'no img element');
+  await p.waitForTimeout(300);
+  assert(dialogs.length === before, `no alert ran: ${dialogs.slice(before).join(', ')}`);
+});
+
+await step('review: the author sees the diff and the plan and cannot approve their own proposal', async () => {
+  const p = RA.page;
+  await p.goto(`${URL_R}/ui/proposals`);
+  await p.locator(`a[data-branch="${proposal}"]`).click();
+  await p.locator('#proposal-branch', { hasText: proposal }).waitFor();
+  await p.locator('pre.diff .add', { hasText: 'Carol After' }).waitFor();
+  await p.locator('pre.diff .del', { hasText: 'Carol Before' }).waitFor();
+  await p.locator('#merge-status[data-status="clean"]').waitFor();
+  const plan = await p.locator('#merge-plan').textContent();
+  assert(/nodes?:/.test(plan), `the plan's text: ${plan}`);
+  assert(await p.locator('#approve').isDisabled(), 'Approve is disabled for the author');
+  await p.locator('#proposal-notes', { hasText: 'You wrote this proposal' }).waitFor();
+  assert(await p.locator('#merge').isDisabled(), 'Merge is disabled: not approved');
+  assert(await p.locator('#close').count() === 1, 'a proposal made here can be closed');
+  // and the API refuses it anyway
+  const r = await p.evaluate(async (b) => {
+    const me = await (await fetch('/api/v1/me')).json();
+    const pr = await (await fetch(`/api/v1/proposal?branch=${encodeURIComponent(b)}`)).json();
+    const x = await fetch(`/api/v1/proposal/approve?branch=${encodeURIComponent(b)}`,
+      { method: 'POST', headers: { 'X-CSRF-Token': me.csrf, 'If-Match': `"${pr.head}"` } });
+    return [x.status, (await x.json()).error];
+  }, proposal);
+  assert(r[0] === 403 && r[1] === 'own_proposal', `approving one's own: ${r}`);
+});
+
+let mergedRev = null;
+await step('review: another admin approves and merges; the author\'s open proposals page follows live', async () => {
+  const a = RA.page;
+  const b = RB.page;
+  await a.goto(`${URL_R}/ui/proposals`);
+  await a.locator(`a[data-branch="${proposal}"]`).waitFor();
+  await live(a);
+  await a.evaluate(() => { window.__mark = 9; });
+  await login(b, URL_R, USER2);
+  await b.getByRole('link', { name: 'Proposals' }).click();
+  await b.locator(`a[data-branch="${proposal}"]`).click();
+  await b.locator('#proposal-branch', { hasText: proposal }).waitFor();
+  await b.locator('#merge-status[data-status="clean"]').waitFor();
+  await b.locator('pre.diff .add', { hasText: 'Carol After' }).waitFor();
+  assert(await b.locator('#merge').isDisabled(), 'Merge is disabled before the approval');
+  await b.locator('#approve:not([disabled])').click();
+  await b.locator('#approvals [data-approver="bob"]').waitFor();
+  await row(a, proposal).locator('[data-approver="bob"]').waitFor({ timeout: 3000 });
+  await b.locator('#merge:not([disabled])').click();
+  await b.locator('#merged').waitFor();
+  const t0 = Date.now();
+  await a.locator(`a[data-branch="${proposal}"]`).waitFor({ state: 'detached', timeout: 5000 });
+  const dt = Date.now() - t0;
+  console.log(`# the author's proposals page dropped the merged proposal ${dt} ms after the merge replied`);
+  assert(await a.evaluate(() => window.__mark === 9), 'the author\'s page was not reloaded');
+  assert(dt < 1500, 'within about 1 s');
+  const href = await b.locator('#merged-commit').getAttribute('href');
+  mergedRev = href.replace('/ui/history/', '');
+  assert(gitR('rev-parse', 'main') === mergedRev, `main is the merge commit ${mergedRev}`);
+  assert(gitR('show', 'main:users/carol.yaml').includes('Carol After'), 'main has the change');
+  await b.locator('#proposal-gone').waitFor();
+  // the author's dashboard: only the pushed branch is still open
+  await a.getByRole('link', { name: 'Dashboard' }).click();
+  await a.locator('#proposal-count', { hasText: /^1$/ }).waitFor();
+});
+
+await step('review: the merged change is on the users page, and history shows the merge\'s plan', async () => {
+  const p = RA.page;
+  await p.getByRole('link', { name: 'Users' }).click();
+  await p.getByRole('cell', { name: 'Carol After', exact: true }).waitFor();
+  await p.getByRole('link', { name: 'History' }).click();
+  const top = p.locator('tbody tr').first();
+  await top.getByText(`Merge ${proposal}`).waitFor();
+  await top.getByRole('link').click();
+  await p.locator('#commit-message', { hasText: 'Approved by: bob' }).waitFor();
+  await p.locator('#commit-plan-box [data-status="clean"]').waitFor();
+  assert(/nodes?:/.test(await p.locator('#commit-plan').textContent()), 'the plan\'s text');
+  assert(new URL(p.url()).pathname === `/ui/history/${mergedRev}`, 'the merge commit');
+});
+
+await step('review: approving a proposal that changed since it was loaded says so and shows it as it is now', async () => {
+  const b = RB.page;
+  // no event stream for this page: it cannot follow the push, so its Approve is stale
+  await b.route('**/api/v1/events', (r) => r.abort());
+  try {
+    await b.goto(`${URL_R}/ui/proposals/feature/dave`);
+    await b.locator('#merge-status[data-status="clean"]').waitFor();
+    const head0 = await b.locator('[data-field="head"]').textContent();
+    const clone = `${TMP}/review-clone`;
+    const git = (...a) => execFileSync('git', a, { cwd: clone, stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+    writeFileSync(`${clone}/users/dave.yaml`, 'email: "dave@example.com"\nfull_name: "Dave Forge Two"\nrole: user\n');
+    git('commit', '-qam', 'dave, renamed');
+    git('push', '-q', 'origin', 'feature/dave');
+    const head1 = git('rev-parse', 'HEAD').slice(0, 12);
+    await b.locator('#approve:not([disabled])').click();
+    await b.locator('[data-kind="proposal-changed"]', { hasText: 'The proposal changed' }).waitFor();
+    await b.locator('[data-field="head"]', { hasText: head1 }).waitFor();
+    assert(head0 !== head1, 'a new head');
+    await b.locator('pre.diff .add', { hasText: 'Dave Forge Two' }).waitFor();
+    assert(await b.locator('#approvals [data-approver="bob"]').count() === 0, 'nothing was approved');
+    // approving what is shown now works
+    await b.locator('#approve:not([disabled])').click();
+    await b.locator('#approvals [data-approver="bob"]').waitFor();
+  } finally {
+    await b.unroute('**/api/v1/events');
+  }
+});
+
+await step('review: the author opens a new proposal from the edit\'s link and closes it', async () => {
+  const p = RA.page;
+  await p.goto(`${URL_R}/ui/users/carol`);
+  await p.locator('#edit-user[data-rev]').waitFor();
+  await p.getByLabel('Email').fill('carol@elsewhere.example.com');
+  await p.getByRole('button', { name: 'Save' }).click();
+  const branch = (await p.locator('#proposed code.branch').textContent()).trim();
+  assert(/^proposals\/[0-9a-f]{10}$/.test(branch), `a new proposal: ${branch}`);
+  await p.locator('#proposed-link').click();
+  await p.locator('#proposal-branch', { hasText: branch }).waitFor();
+  await p.locator('pre.diff .add', { hasText: 'carol@elsewhere.example.com' }).waitFor();
+  await p.locator('#close').click();          // confirm() is accepted
+  await p.getByRole('heading', { level: 1, name: 'Proposals' }).waitFor();
+  await p.locator('#proposal-summary').waitFor();
+  assert(await p.locator(`a[data-branch="${branch}"]`).count() === 0, 'it is not listed');
+  let gone = false;
+  try { gitR('rev-parse', '--verify', '-q', branch); } catch { gone = true; }
+  assert(gone, 'its branch is deleted');
 });
 
 await step('no script errors or CSP violations in the pages', async () => {
