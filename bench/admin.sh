@@ -4,7 +4,8 @@
 # The admin API (`cox run --admin`, docs/DESIGN.md §11) on a 1,000-node, 100,000-device
 # fleet and on a small one (issue 6 item 7). Per fleet: bench/gen_fleet.py (seed 1; every
 # node's control address on loopback ports where nothing listens, so nodes are unreachable
-# without DNS look-ups), `cox init --enterprise --from`, a write-scope API token, then
+# without DNS look-ups; review.required off, so an edit is a commit on main), `cox init
+# --enterprise --from`, a write-scope API token, then
 # bench/admin_client.py starts `cox run` and measures, on one keep-alive connection:
 #   - reads: p50/p90/p99 of the UI's reads, interleaved with an embedded static asset (the
 #     HTTP floor) and /api/v1/me (the API floor: token check + a tiny JSON);
@@ -44,6 +45,10 @@ run_fleet() {	# LABEL NODES DEVICES [PERFFILE]
 	echo "admin: $label: generating $nodes nodes / $devices devices" >&2
 	/usr/bin/python3 bench/gen_fleet.py "$d/fleet" -q --nodes "$nodes" --devices "$devices" \
 	    --control-base "$CONTROL_BASE"
+	# Edits are measured as commits to main: review off (with it on, each edit would open
+	# a proposal branch instead, which the reconciler does not apply).
+	sed -i '/^review:/,/^[a-z]/ s/^  required: true/  required: false/' "$d/fleet/fleet.yaml"
+	grep -q '^  required: false' "$d/fleet/fleet.yaml" || { echo "admin: review still on" >&2; exit 1; }
 	"$BUILD/cox" init --enterprise "$d/state" --from "$d/fleet" >"$d/init.log" 2>&1 ||
 	    { cat "$d/init.log" >&2; exit 1; }
 	tok=$("$BUILD/cox" tokens create "$d/state" --name bench --scope write --ttl 1d \

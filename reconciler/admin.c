@@ -10,6 +10,7 @@
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
@@ -107,6 +108,7 @@ struct admin {
 	struct event		*ev_done;
 	struct state		*wst;		/* the worker's own connection */
 	struct fleet		*edit_cache;	/* the worker's: edits reuse its records */
+	git_repository		*wrepo;		/* the worker's, open between edits */
 };
 
 /* ---- small helpers ---- */
@@ -790,6 +792,7 @@ job_run(struct admin *a, struct job *j)
 	j->e.message = j->message;
 	j->e.onto = j->proposal ? a->c->branch : NULL;
 	j->e.cache = &a->edit_cache;
+	j->e.repo = a->wrepo;
 	if (edit_apply(a->c->gitdir, &j->e, &j->r) != 0 && j->r.status == EDIT_OK)
 		j->r.status = EDIT_ERROR;
 	if (j->r.status == EDIT_OK && a->edit_cache != NULL)
@@ -802,6 +805,13 @@ worker(void *arg)
 	struct admin *a = arg;
 	struct job *j;
 
+	/* Open for the worker's life: edits then find the last edit's trees in its cache. */
+	git_libgit2_init();
+	if (git_repository_open_bare(&a->wrepo, a->c->gitdir) != 0) {
+		log_warnx("admin: %s: %s (edits open it each time)", a->c->gitdir,
+		    git_error_last() != NULL ? git_error_last()->message : "?");
+		a->wrepo = NULL;
+	}
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
 		while (!a->quit && a->todo == NULL)
@@ -818,6 +828,9 @@ worker(void *arg)
 		event_active(a->ev_done, EV_READ, 0);
 	}
 	pthread_mutex_unlock(&a->mu);
+	git_repository_free(a->wrepo);
+	a->wrepo = NULL;
+	git_libgit2_shutdown();
 	return NULL;
 }
 
@@ -2304,6 +2317,7 @@ admin_start(struct admin **out, struct ctl *c, const char *addr, bool allow_remo
 	int port;
 	struct timeval ping = { SSE_PING_S, 0 };
 	struct timeval refs = { 0, REFS_CHECK_MS * 1000 };
+	int one = 1;
 	struct evhttp_bound_socket *bs;
 	struct sockaddr_storage ss;
 	socklen_t sl;
@@ -2356,6 +2370,13 @@ admin_start(struct admin **out, struct ctl *c, const char *addr, bool allow_remo
 		    "picks another address, --admin off none)", addr);
 		goto fail;
 	}
+	/*
+	 * Replies go out whole, at once: without TCP_NODELAY the tail of a large reply waits
+	 * for the client's delayed ACK (40 ms on Linux). Accepted sockets inherit it.
+	 */
+	if (setsockopt(evhttp_bound_socket_get_fd(bs), IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one)) != 0)
+		log_warn("admin: TCP_NODELAY");
 	sl = sizeof(ss);
 	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
 		port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :

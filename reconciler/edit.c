@@ -301,10 +301,12 @@ edit_apply(const char *gitdir, const struct edit *e, struct edit_result *r)
 
 	memset(r, 0, sizeof(*r));
 	git_libgit2_init();
-	if (git_repository_open_bare(&repo, gitdir) != 0) {
+	if (e->repo == NULL && git_repository_open_bare(&repo, gitdir) != 0) {
 		fail(r, gitdir);
 		goto out;
 	}
+	if (e->repo != NULL)
+		repo = e->repo;
 	for (r->attempts = 1; r->attempts <= EDIT_ROUNDS; r->attempts++) {
 		free(r->current);
 		free(r->changed_by);
@@ -319,7 +321,8 @@ edit_apply(const char *gitdir, const struct edit *e, struct edit_result *r)
 		rc = -1;
 	}
 out:
-	git_repository_free(repo);
+	if (repo != e->repo)
+		git_repository_free(repo);
 	git_libgit2_shutdown();
 	return rc;
 }

@@ -36,6 +36,11 @@ struct edit {
 	 * unchanged records (fleet_load_reuse) and leaves the new one here.
 	 */
 	struct fleet	**cache;
+	/*
+	 * May be NULL: gitdir opened by the caller and kept between its edits, so libgit2's
+	 * object cache still holds the trees the last edit parsed. One thread at a time.
+	 */
+	struct git_repository *repo;
 };
 
 enum edit_status {

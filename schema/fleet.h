@@ -109,6 +109,12 @@ struct device {
 	struct fobj	 hdr;
 	struct fstr	 name, public_key, address;
 	const struct user *user;
+	/*
+	 * Whether public_key decodes to 32 bytes (0 not yet looked at, 1 yes, 2 no): a
+	 * property of the string alone, so validation writes it once and a record reused by
+	 * the next load (fleet_load_reuse) is not decoded again. Read only by validation.
+	 */
+	uint8_t		 key_ok;
 };
 
 struct user {

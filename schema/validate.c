@@ -702,9 +702,13 @@ check_users(struct ctx *c, uint32_t pool_net, unsigned pool_prefix, bool pool_ok
 			}
 			if (d->public_key.v != NULL) {
 				const char *k = d->public_key.v;
-				if (strlen(k) != 44 || sodium_base642bin(key, sizeof(key), k, 44, NULL,
-				    &binlen, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-				    binlen != 32 || end != k + 44) {
+
+				if (d->key_ok == 0)
+					d->key_ok = strlen(k) == 44 && sodium_base642bin(key,
+					    sizeof(key), k, 44, NULL, &binlen, &end,
+					    sodium_base64_VARIANT_ORIGINAL) == 0 && binlen == 32 &&
+					    end == k + 44 ? 1 : 2;
+				if (d->key_ok != 1) {
 					diag_err(c->d, d->public_key.at, "devices[%zu].public_key: not a "
 					    "WireGuard public key (base64 of 32 bytes, 44 characters)", j);
 				} else {

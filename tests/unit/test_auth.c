@@ -489,7 +489,7 @@ test_migration(void)
 		return;
 	}
 	sql(st, "DROP TABLE auth_passwords; DROP TABLE auth_sessions; DROP TABLE auth_tokens; "
-	    "DROP TABLE auth_failures; PRAGMA user_version = 1");
+	    "DROP TABLE auth_failures; DROP TABLE approvals; PRAGMA user_version = 1");
 	state_close(st);
 	st = NULL;
 	T_OK(state_open(&st, dir, STATE_READONLY) == ERR_INVAL, "migration: a v1 database is "
