@@ -14,6 +14,7 @@ build=$(realpath "${1:-build}")
 cox=$build/cox
 TAG=$(basename "$build")
 . tests/lib/tap.sh
+. tests/lib/admin.sh
 tmp=$(mktemp -d)
 pid=
 cleanup() {
@@ -48,13 +49,8 @@ check "  ... says why" grep -q "not a loopback address" "$ERR"
 
 "$cox" run "$S" --admin 127.0.0.1:0 --poll 1 >"$tmp/cox.log" 2>&1 &
 pid=$!
-port=
-for _ in $(seq 100); do
-	port=$(grep -o 'admin: UI and API on http://127.0.0.1:[0-9]*' "$tmp/cox.log" |
-	    sed 's/.*://' || true)
-	[ -n "$port" ] && break
-	sleep 0.05
-done
+admin_wait_port "$pid" "$tmp/cox.log"
+port=$ADMIN_PORT
 check "cox run serves the admin API (port $port)" test -n "$port"
 [ -n "$port" ] || exit 1
 

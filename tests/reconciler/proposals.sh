@@ -17,6 +17,7 @@ build=$(realpath "${1:-build}")
 cox=$build/cox
 TAG=$(basename "$build")
 . tests/lib/tap.sh
+. tests/lib/admin.sh
 tmp=$(mktemp -d)
 pid=
 cleanup() {
@@ -47,13 +48,8 @@ git clone -q "$S/fleet.git" "$tmp/w" || { nok "clone"; exit 1; }
 
 "$cox" run "$S" --admin 127.0.0.1:0 --poll 1 >"$tmp/cox.log" 2>&1 &
 pid=$!
-port=
-for _ in $(seq 100); do
-	port=$(grep -o 'admin: UI and API on http://127.0.0.1:[0-9]*' "$tmp/cox.log" |
-	    sed 's/.*://' || true)
-	[ -n "$port" ] && break
-	sleep 0.05
-done
+admin_wait_port "$pid" "$tmp/cox.log"
+port=$ADMIN_PORT
 check "cox run serves the admin API (port $port)" test -n "$port"
 [ -n "$port" ] || { sed 's/^/#   /' "$tmp/cox.log" | tail; exit 1; }
 

@@ -20,6 +20,7 @@ build=$(realpath "${1:-build}")
 cox=$build/cox
 TAG=$(basename "$build")
 . tests/lib/tap.sh
+. tests/lib/admin.sh
 
 TESTS=(
 	"log in"
@@ -106,15 +107,9 @@ start_cox() {
 	"$cox" run "$1" --admin 127.0.0.1:0 >"$2" 2>&1 &
 }
 wait_url() {
-	local i
 	url=
-	for i in $(seq 100); do
-		url=$(sed -n 's|.*admin: UI and API on \(http://127\.0\.0\.1:[0-9]*/\).*|\1|p' "$2" 2>/dev/null | head -1)
-		[ -n "$url" ] && return 0
-		kill -0 "$1" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
+	admin_wait_port "$1" "$2" || return 1
+	url=http://127.0.0.1:$ADMIN_PORT/
 }
 start_cox "$sd" "$tmp/cox.log"
 pid=$!
