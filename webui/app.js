@@ -226,10 +226,35 @@ document.getElementById('logout').addEventListener('click', async () => {
 
 // ---- live updates ----
 
+// While the event stream is down (EventSource keeps reconnecting on its own), poll instead:
+// every POLL_MS ask for the revision and refresh the page as an event would have.
+const POLL_MS = 5000;
+let pollTimer = null;
+
 function setLive(on) {
   const l = document.getElementById('live');
-  l.textContent = on ? 'live' : 'offline';
+  l.textContent = on ? 'live' : 'offline (polling)';
   l.classList.toggle('on', on);
+  if (on) {
+    clearInterval(pollTimer);
+    pollTimer = null;
+  } else if (!pollTimer) {
+    pollTimer = setInterval(pollOnce, POLL_MS);
+  }
+}
+
+async function pollOnce() {
+  let rev;
+  try { rev = (await api('GET', '/me')).rev; } catch { return; }
+  if (!rev) return;
+  if (rev !== session.revision) {
+    session.revision = rev;
+    scheduleRefresh({ type: 'revision', revision: rev });
+  } else if (current && current.wantsStatus) {
+    scheduleRefresh({ type: 'status' });
+  } else if (current && current.wantsProposals) {
+    scheduleRefresh({ type: 'proposal', branch: '', what: 'poll' });
+  }
 }
 
 function connectEvents() {

@@ -211,6 +211,29 @@ await step('a push with git shows on the open dashboard and users page without a
   assert(tUsers < 1500 && tDash < 1500, 'within about 1 s');
 });
 
+await step('without the event stream a page polls: a push still shows, within the polling interval', async () => {
+  const b = B.page;
+  await b.route('**/api/v1/events', (r) => r.abort());
+  try {
+    await b.goto(`${URL_}/ui/users`);
+    await b.getByRole('link', { name: 'carol' }).waitFor();
+    await b.locator('#live', { hasText: 'polling' }).waitFor({ timeout: 5000 });
+    await b.evaluate(() => { window.__mark = 43; });
+    const clone = `${TMP}/push-clone`;
+    const git = (...a) => execFileSync('git', a, { cwd: clone, stdio: ['ignore', 'pipe', 'pipe'] });
+    writeFileSync(`${clone}/users/erin.yaml`, 'email: "erin@example.com"\nfull_name: "Erin Polled"\nrole: user\n');
+    git('add', '-A');
+    git('commit', '-qm', 'erin, pushed while the page has no event stream');
+    git('push', '-q', 'origin', 'HEAD:main');
+    const t0 = Date.now();
+    await b.getByRole('link', { name: 'erin' }).waitFor({ timeout: 9000 });
+    console.log(`# seen by polling ${Date.now() - t0} ms after the push returned`);
+    assert(await b.evaluate(() => window.__mark === 43), 'the page was not reloaded');
+  } finally {
+    await b.unroute('**/api/v1/events');
+  }
+});
+
 await step('markup in a full name is shown as text', async () => {
   const p = A.page;
   const before = dialogs.length;

@@ -27,6 +27,7 @@ TESTS=(
 	"add a user and a device; the commit is in history"
 	"two sessions edit one user: the stale one sees the conflict and the current value"
 	"a push with git shows on the open dashboard and users page without a reload"
+	"without the event stream a page polls: a push still shows, within the polling interval"
 	"markup in a full name is shown as text"
 	"a mutation without the CSRF token is refused with 403"
 	"review: an edit in the enterprise preset is proposed, main's history does not move"
