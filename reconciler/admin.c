@@ -1596,8 +1596,18 @@ h_users(struct admin *a, struct evhttp_request *req, const struct who *w, const 
 	}
 	/*
 	 * Devices live in their user's file: the user as this revision has it, with one
-	 * device added or removed, is the new record (a conflict is on the user's file).
+	 * device added or removed, is the new record (a conflict is on the user's file). That
+	 * record is built from the applied revision, so an edit onto an existing proposal must
+	 * be based on it too: then a proposal that changed this user conflicts (409) instead of
+	 * having its change overwritten.
 	 */
+	if (query_str(req, "proposal", msg, sizeof(msg)) && strcmp(base, a->rev) != 0) {
+		json_decref(j);
+		reply_json(req, 409, json_pack("{s:s, s:s, s:s}", "error", "conflict", "message",
+		    "a device edit on a proposal is based on the applied revision: send If-Match "
+		    "with it", "revision", a->rev), a->rev);
+		return;
+	}
 	if (a->fleet == NULL || (u = fleet_find_user(a->fleet, name)) == NULL) {
 		json_decref(j);
 		reply_error(req, 404, "not_found", "no such user in this revision");

@@ -181,6 +181,11 @@ st, j, _ = req("PUT", "/api/v1/users/bob?proposal=" + q(B1), {"email": "bob@exam
                headers=dict(AW, **{"If-Match": h1}))
 ok(st == 200 and j["branch"] == B1, "?proposal=BRANCH adds an edit to that proposal (%s)" % st)
 h2 = git("rev-parse", B1)
+st, j, _ = req("POST", "/api/v1/users/bob/devices?proposal=" + q(B1), {"name": "tablet",
+               "public_key": "dGFibGV0dGFibGV0dGFibGV0dGFibGV0dGFibGV0dGE="}, cookie=A,
+               headers=dict(AW, **{"If-Match": h2}))
+ok(st == 409 and git("rev-parse", B1) == h2,
+   "a device edit onto a proposal is built from main, so based on the proposal's head: 409 (no overwrite)")
 ok(h2 != h1 and git("rev-list", "--count", "main.." + B1) == "2", "... now two commits ahead")
 st, j, _ = req("POST", "/api/v1/proposal/approve?branch=" + q(B1), cookie=C,
                headers=dict(CW, **{"If-Match": h2}))
