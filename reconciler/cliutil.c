@@ -2,15 +2,18 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cliutil.h"
+#include "cox.h"
 #include "diag.h"
 #include "err.h"
 #include "fleet.h"
 #include "source.h"
 #include "state.h"
+#include "version.h"
 
 const char *
 cli_time(char buf[CLI_TIME_MAX], int64_t t, const char *zero)
@@ -82,4 +85,31 @@ cli_load_applied(struct fleet **f, struct source **src, struct state *st)
 		*src = NULL;
 	}
 	return rc;
+}
+
+int
+cli_dispatch(const char *group, int argc, char **argv, const struct cli_sub *subs,
+    const char *names, void (*usage)(FILE *))
+{
+	const struct cli_sub *s;
+
+	if (argc < 2) {
+		usage(stderr);
+		return COX_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return COX_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("cox %s\n", PHAROS_VERSION);
+		return COX_OK;
+	}
+	for (s = subs; s->name != NULL; s++)
+		if (strcmp(argv[1], s->name) == 0)
+			return s->run(argc - 1, argv + 1);
+	fprintf(stderr, "cox %s: unknown subcommand '%s' (%s)\n", group, argv[1], names);
+	usage(stderr);
+	return COX_USAGE;
 }

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct fleet;
 struct source;
@@ -27,5 +28,18 @@ const char *cli_user(char *buf, size_t bufsz);
  * Both are the caller's: fleet_free(), then source_free().
  */
 int	 cli_load_applied(struct fleet **f, struct source **src, struct state *st);
+
+/*
+ * `cox GROUP SUB ...`: argv[0] is GROUP; runs the subcommand named by argv[1] with
+ * (argc - 1, argv + 1), or answers --help/-h/help and --version, or says which subcommands
+ * there are (`names`, e.g. "list, add or remove") and prints usage. subs ends with a NULL
+ * name. Returns the COX_* status.
+ */
+struct cli_sub {
+	const char	*name;
+	int		(*run)(int argc, char **argv);
+};
+int	 cli_dispatch(const char *group, int argc, char **argv, const struct cli_sub *subs,
+	    const char *names, void (*usage)(FILE *));
 
 #endif

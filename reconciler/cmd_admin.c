@@ -22,7 +22,6 @@
 #include "fleet.h"
 #include "source.h"
 #include "state.h"
-#include "version.h"
 
 #define PASS_BUF	(AUTH_PASS_MAX + 2)	/* room to notice one byte too many, + NUL */
 
@@ -271,22 +270,10 @@ out:
 int
 cmd_admin(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return COX_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		usage(stdout);
-		return COX_OK;
-	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("cox %s\n", PHAROS_VERSION);
-		return COX_OK;
-	}
-	if (strcmp(argv[1], "passwd") == 0)
-		return admin_passwd(argc - 1, argv + 1);
-	fprintf(stderr, "cox admin: unknown subcommand '%s' (passwd)\n", argv[1]);
-	usage(stderr);
-	return COX_USAGE;
+	static const struct cli_sub subs[] = {
+		{ "passwd", admin_passwd },
+		{ NULL, NULL },
+	};
+
+	return cli_dispatch("admin", argc, argv, subs, "passwd", usage);
 }

@@ -25,7 +25,6 @@
 #include "fsutil.h"
 #include "source.h"
 #include "state.h"
-#include "version.h"
 
 #define CSR_MAX		(64 * 1024)
 
@@ -512,26 +511,12 @@ out:
 int
 cmd_nodes(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return COX_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		usage(stdout);
-		return COX_OK;
-	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("cox %s\n", PHAROS_VERSION);
-		return COX_OK;
-	}
-	if (strcmp(argv[1], "list") == 0)
-		return nodes_list(argc - 1, argv + 1);
-	if (strcmp(argv[1], "add") == 0)
-		return nodes_add(argc - 1, argv + 1);
-	if (strcmp(argv[1], "remove") == 0)
-		return nodes_remove(argc - 1, argv + 1);
-	fprintf(stderr, "cox nodes: unknown subcommand '%s' (list, add or remove)\n", argv[1]);
-	usage(stderr);
-	return COX_USAGE;
+	static const struct cli_sub subs[] = {
+		{ "list", nodes_list },
+		{ "add", nodes_add },
+		{ "remove", nodes_remove },
+		{ NULL, NULL },
+	};
+
+	return cli_dispatch("nodes", argc, argv, subs, "list, add or remove", usage);
 }

@@ -17,7 +17,6 @@
 #include "err.h"
 #include "fleet.h"
 #include "state.h"
-#include "version.h"
 
 static void
 usage(FILE *f)
@@ -284,26 +283,12 @@ out:
 int
 cmd_tokens(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return COX_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		usage(stdout);
-		return COX_OK;
-	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("cox %s\n", PHAROS_VERSION);
-		return COX_OK;
-	}
-	if (strcmp(argv[1], "create") == 0)
-		return tokens_create(argc - 1, argv + 1);
-	if (strcmp(argv[1], "list") == 0)
-		return tokens_list(argc - 1, argv + 1);
-	if (strcmp(argv[1], "revoke") == 0)
-		return tokens_revoke(argc - 1, argv + 1);
-	fprintf(stderr, "cox tokens: unknown subcommand '%s' (create, list or revoke)\n", argv[1]);
-	usage(stderr);
-	return COX_USAGE;
+	static const struct cli_sub subs[] = {
+		{ "create", tokens_create },
+		{ "list", tokens_list },
+		{ "revoke", tokens_revoke },
+		{ NULL, NULL },
+	};
+
+	return cli_dispatch("tokens", argc, argv, subs, "create, list or revoke", usage);
 }
