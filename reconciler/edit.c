@@ -369,50 +369,6 @@ out:
 
 /* ---- diffs ---- */
 
-struct text {
-	char	*s;
-	size_t	 len, cap;
-	bool	 oom;
-};
-
-static void
-text_add(struct text *t, const char *p, size_t n)
-{
-	char *s;
-	size_t cap;
-
-	if (t->oom)
-		return;
-	if (t->len + n + 1 > t->cap) {
-		cap = t->cap == 0 ? 4096 : t->cap;
-		while (cap < t->len + n + 1)
-			cap *= 2;
-		if ((s = realloc(t->s, cap)) == NULL) {
-			t->oom = true;
-			return;
-		}
-		t->s = s;
-		t->cap = cap;
-	}
-	memcpy(t->s + t->len, p, n);
-	t->len += n;
-	t->s[t->len] = '\0';
-}
-
-static int
-diff_line(const git_diff_delta *d, const git_diff_hunk *h, const git_diff_line *l, void *arg)
-{
-	char pfx = l->origin;
-
-	(void)d;
-	(void)h;
-	if (pfx == GIT_DIFF_LINE_CONTEXT || pfx == GIT_DIFF_LINE_ADDITION ||
-	    pfx == GIT_DIFF_LINE_DELETION)
-		text_add(arg, &pfx, 1);
-	text_add(arg, l->content, l->content_len);
-	return 0;
-}
-
 static int
 rev_tree(git_repository *repo, const char *rev, git_tree **out)
 {
@@ -433,22 +389,18 @@ edit_diff(git_repository *repo, const char *from, const char *to)
 {
 	git_tree *a = NULL, *b = NULL;
 	git_diff *diff = NULL;
-	struct text t = { NULL, 0, 0, false };
+	git_buf buf = GIT_BUF_INIT;
+	char *out = NULL;
 
 	if (rev_tree(repo, from, &a) == 0 && rev_tree(repo, to, &b) == 0 &&
-	    git_diff_tree_to_tree(&diff, repo, a, b, NULL) == 0) {
-		text_add(&t, "", 0);
-		git_diff_print(diff, GIT_DIFF_FORMAT_PATCH, diff_line, &t);
-	} else
-		t.oom = true;
+	    git_diff_tree_to_tree(&diff, repo, a, b, NULL) == 0 &&
+	    git_diff_to_buf(&buf, diff, GIT_DIFF_FORMAT_PATCH) == 0)
+		out = strndup(buf.ptr != NULL ? buf.ptr : "", buf.size);
+	git_buf_dispose(&buf);
 	git_diff_free(diff);
 	git_tree_free(a);
 	git_tree_free(b);
-	if (t.oom) {
-		free(t.s);
-		return NULL;
-	}
-	return t.s != NULL ? t.s : strdup("");
+	return out;
 }
 
 /* ---- proposals ---- */
@@ -636,24 +588,23 @@ conflict_paths(git_index *idx)
 {
 	git_index_conflict_iterator *it = NULL;
 	const git_index_entry *anc, *ours, *theirs;
-	struct text t = { NULL, 0, 0, false };
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f;
 
-	text_add(&t, "", 0);
+	if ((f = open_memstream(&out, &len)) == NULL)
+		return NULL;
 	if (git_index_conflict_iterator_new(&it, idx) == 0) {
-		while (git_index_conflict_next(&anc, &ours, &theirs, it) == 0) {
-			const char *p = ours != NULL ? ours->path : theirs != NULL ? theirs->path :
-			    anc != NULL ? anc->path : "?";
-
-			text_add(&t, p, strlen(p));
-			text_add(&t, "\n", 1);
-		}
+		while (git_index_conflict_next(&anc, &ours, &theirs, it) == 0)
+			fprintf(f, "%s\n", ours != NULL ? ours->path : theirs != NULL ?
+			    theirs->path : anc != NULL ? anc->path : "?");
 		git_index_conflict_iterator_free(it);
 	}
-	if (t.oom) {
-		free(t.s);
+	if (fclose(f) != 0) {
+		free(out);
 		return NULL;
 	}
-	return t.s;
+	return out;
 }
 
 int
