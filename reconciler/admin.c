@@ -1178,6 +1178,19 @@ edit_target(struct admin *a, struct evhttp_request *req, char *branch, size_t sz
 	return true;
 }
 
+/* The commit author a job writes as: the admin's full name (or name) and email. */
+static void
+job_author(struct admin *a, const struct who *w, struct job *j)
+{
+	const struct user *u = a->fleet != NULL && w->session ? fleet_find_user(a->fleet, w->name) :
+	    NULL;
+	char email[256];
+
+	admin_email(a, w->name, email, sizeof(email));
+	j->aname = strdup(u != NULL && u->full_name.v != NULL ? u->full_name.v : w->name);
+	j->aemail = strdup(email);
+}
+
 /* Start an edit job for a user record. content NULL deletes. */
 static void
 start_edit(struct admin *a, struct evhttp_request *req, const struct who *w, const char *kind,
@@ -1185,9 +1198,7 @@ start_edit(struct admin *a, struct evhttp_request *req, const struct who *w, con
     const char *msg)
 {
 	struct job *j;
-	const struct user *u = a->fleet != NULL && w->session ? fleet_find_user(a->fleet, w->name) :
-	    NULL;
-	char branch[256], email[256];
+	char branch[256];
 	bool proposal;
 
 	if (!edit_target(a, req, branch, sizeof(branch), &proposal)) {
@@ -1211,9 +1222,7 @@ start_edit(struct admin *a, struct evhttp_request *req, const struct who *w, con
 		j->message = NULL;
 	if (asprintf(&j->what, "%s", kind) < 0)
 		j->what = NULL;
-	j->aname = strdup(u != NULL && u->full_name.v != NULL ? u->full_name.v : w->name);
-	admin_email(a, w->name, email, sizeof(email));
-	j->aemail = strdup(email);
+	job_author(a, w, j);
 	j->e.must_exist = must_exist;
 	j->e.must_not_exist = must_not_exist;
 	if (j->path == NULL || j->base == NULL || j->branch == NULL || j->message == NULL ||
@@ -1727,17 +1736,20 @@ is_author(struct admin *a, const struct proposal *p, const char *name)
 
 /*
  * The approvals of the proposal's head; those that count are by admins of the fleet as it
- * is now who wrote none of it. Returns how many count; *me: whether `me` approved it.
+ * is now who wrote none of it. Returns how many count; *mine: whether `me` approved it;
+ * names (may be NULL): those who count, "a, b".
  */
 static size_t
 approvals_json(struct admin *a, const struct proposal *p, const char *me, json_t **out,
-    bool *mine)
+    bool *mine, char *names, size_t namesz)
 {
 	char **v = NULL;
 	size_t n = 0, i, counted = 0;
 
 	*out = json_array();
 	*mine = false;
+	if (names != NULL)
+		names[0] = '\0';
 	if (auth_approvals(a->c->st, p->branch, p->head, &v, &n) != 0)
 		log_warnx("admin: %s", err_last());
 	for (i = 0; i < n; i++) {
@@ -1746,6 +1758,9 @@ approvals_json(struct admin *a, const struct proposal *p, const char *me, json_t
 
 		json_array_append_new(*out, json_pack("{s:s, s:b}", "user", v[i], "counts", counts));
 		counted += counts;
+		if (counts && names != NULL)
+			snprintf(names + strlen(names), namesz - strlen(names), "%s%s",
+			    names[0] != '\0' ? ", " : "", v[i]);
 		if (me != NULL && strcmp(v[i], me) == 0)
 			*mine = true;
 	}
@@ -1762,7 +1777,8 @@ proposal_json(struct admin *a, const struct proposal *p, const struct who *w)
 
 	for (i = 0; i < p->nauthors; i++)
 		json_array_append_new(authors, json_string(p->authors[i]));
-	counted = approvals_json(a, p, w != NULL && w->session ? w->name : NULL, &appr, &mine);
+	counted = approvals_json(a, p, w != NULL && w->session ? w->name : NULL, &appr, &mine,
+	    NULL, 0);
 	o = json_pack("{s:s, s:s, s:s?, s:I, s:I, s:s, s:I, s:o, s:o, s:b, s:b, s:s}",
 	    "branch", p->branch, "head", p->head, "base", p->base[0] != '\0' ? p->base : NULL,
 	    "ahead", (json_int_t)p->ahead, "behind", (json_int_t)p->behind, "title", p->title,
@@ -1912,21 +1928,16 @@ static struct job *
 proposal_job(struct admin *a, struct evhttp_request *req, const struct who *w,
     enum job_kind kind, const struct proposal *p, const char *approvers)
 {
-	const struct user *u = a->fleet != NULL && w->session ? fleet_find_user(a->fleet, w->name) :
-	    NULL;
 	struct job *j = calloc(1, sizeof(*j));
-	char email[256];
 
 	if (j == NULL)
 		return NULL;
 	j->kind = kind;
 	j->req = req;
 	snprintf(j->actor, sizeof(j->actor), "%s", w->actor);
-	admin_email(a, w->name, email, sizeof(email));
+	job_author(a, w, j);
 	j->branch = strdup(p->branch);
 	j->base = strdup(p->head);
-	j->aname = strdup(u != NULL && u->full_name.v != NULL ? u->full_name.v : w->name);
-	j->aemail = strdup(email);
 	if (asprintf(&j->message, "Merge %s: %s\n\nApproved by: %s\nvia the admin API by %s\n",
 	    p->branch, p->title, approvers[0] != '\0' ? approvers : "(review not required)",
 	    w->actor) < 0)
@@ -1937,26 +1948,6 @@ proposal_job(struct admin *a, struct evhttp_request *req, const struct who *w,
 		return NULL;
 	}
 	return j;
-}
-
-/* The counted approvers of p's head, "a, b" (empty when none). */
-static void
-approvers_text(struct admin *a, const struct proposal *p, char *out, size_t outsz)
-{
-	json_t *arr;
-	bool mine;
-	size_t i;
-
-	out[0] = '\0';
-	approvals_json(a, p, NULL, &arr, &mine);
-	for (i = 0; i < json_array_size(arr); i++) {
-		json_t *e = json_array_get(arr, i);
-
-		if (json_is_true(json_object_get(e, "counts")))
-			snprintf(out + strlen(out), outsz - strlen(out), "%s%s", out[0] ? ", " : "",
-			    json_string_value(json_object_get(e, "user")));
-	}
-	json_decref(arr);
 }
 
 /* Close one of ours: delete the branch if it is still at the head that was read. */
@@ -2071,14 +2062,13 @@ h_proposal(struct admin *a, struct evhttp_request *req, const struct who *w, con
 		goto out;
 	}
 	/* merge */
-	counted = approvals_json(a, &p, NULL, &info, &mine);
+	counted = approvals_json(a, &p, NULL, &info, &mine, approvers, sizeof(approvers));
 	json_decref(info);
 	if (review_required(a) && counted == 0) {
 		reply_error(req, 403, "not_approved",
 		    "this fleet requires review: another admin must approve this head first");
 		goto out;
 	}
-	approvers_text(a, &p, approvers, sizeof(approvers));
 	if ((j = proposal_job(a, req, w, JOB_MERGE, &p, approvers)) == NULL)
 		reply_error(req, 503, "busy", "out of memory");
 	else
