@@ -87,6 +87,33 @@ diag_add(struct diag *d, enum diag_sev sev, struct loc at, const char *fmt, ...)
 	d->n++;
 }
 
+void
+diag_save(const struct diag *d, struct diag_mark *m)
+{
+	m->n = d->n;
+	m->nerr = d->nerr;
+	m->nwarn = d->nwarn;
+	m->dropped = d->dropped;
+	m->over = d->over;
+}
+
+bool
+diag_since(const struct diag *d, const struct diag_mark *m)
+{
+	return d->nerr != m->nerr || d->nwarn != m->nwarn;
+}
+
+void
+diag_rewind(struct diag *d, const struct diag_mark *m)
+{
+	while (d->n > m->n)
+		free(d->v[--d->n].msg);
+	d->nerr = m->nerr;
+	d->nwarn = m->nwarn;
+	d->dropped = m->dropped;
+	d->over = m->over;
+}
+
 int
 diag_merge(struct diag *dst, struct diag *src)
 {

@@ -7,6 +7,7 @@
 #ifndef PHAROS_DIAG_H
 #define PHAROS_DIAG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -61,6 +62,13 @@ void	 diag_add(struct diag *, enum diag_sev, struct loc, const char *fmt, ...)
  */
 void	 diag_limit(struct diag *, size_t max);
 void	 diag_limit_end(struct diag *, uint32_t file);
+/* Where d is now: diag_since() says whether anything was added, diag_rewind() goes back. */
+struct diag_mark {
+	size_t		n, nerr, nwarn, dropped, over;
+};
+void	 diag_save(const struct diag *, struct diag_mark *);
+bool	 diag_since(const struct diag *, const struct diag_mark *);
+void	 diag_rewind(struct diag *, const struct diag_mark *);
 /* Move src's diagnostics (not its files) into dst; src is left empty. */
 int	 diag_merge(struct diag *dst, struct diag *src);
 void	 diag_sort(struct diag *);

@@ -873,6 +873,18 @@ cmp_user(const void *a, const void *b)
 	return strcmp((*(struct user *const *)a)->name, (*(struct user *const *)b)->name);
 }
 
+/* Whether v (n pointers) is in cmp's order already: n compares instead of n log n. */
+static bool
+sorted(const void *const *v, size_t n, int (*cmp)(const void *, const void *))
+{
+	size_t i;
+
+	for (i = 1; i < n; i++)
+		if (cmp(&v[i - 1], &v[i]) > 0)
+			return false;
+	return true;
+}
+
 static int
 add_arena(struct fleet *f, struct fleet_arena *fa)
 {
@@ -941,6 +953,7 @@ take_from(struct fleet *f, const struct fleet *prev, struct source *src, struct 
 	for (i = 0; i < prev->narenas; i++)
 		if (add_arena(f, prev->arenas[i]) != 0)
 			return ERR_NOMEM;
+	f->uprev = fleet_uindex_ref(prev->uidx);
 	return 0;
 }
 
@@ -1055,7 +1068,8 @@ load(struct fleet **out, struct source *src, struct diag *d, const struct fleet 
 			qsort(f->nodes, f->nnodes, sizeof(*f->nodes), cmp_node);
 		if (f->nrelays > 1)
 			qsort(f->relays, f->nrelays, sizeof(*f->relays), cmp_relay);
-		if (f->nusers > 1)
+		/* path order is name order unless a name continues with a byte below '.' */
+		if (f->nusers > 1 && !sorted((const void *const *)f->users, f->nusers, cmp_user))
 			qsort(f->users, f->nusers, sizeof(*f->users), cmp_user);
 	}
 	if (rc == 0 && source_blob_id(src, 0) != NULL)
@@ -1123,6 +1137,8 @@ fleet_free(struct fleet *f)
 	free(f->nodes);
 	free(f->relays);
 	free(f->users);
+	fleet_uindex_unref(f->uidx);
+	fleet_uindex_unref(f->uprev);
 	while (f->narenas > 0)
 		arena_unref(f->arenas[--f->narenas]);
 	free(f->arenas);

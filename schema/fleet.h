@@ -104,6 +104,7 @@ struct relay {
 };
 
 struct user;
+struct uindex;
 
 struct device {
 	struct fobj	 hdr;
@@ -214,6 +215,9 @@ struct fleet {
 	uint32_t	  ndnames;
 	unsigned	  generation;		/* loads since the last full one */
 	size_t		  reused;		/* files taken from the previous fleet */
+	/* validate.c's uniqueness index of this fleet, and the previous fleet's for it */
+	struct uindex	 *uidx, *uprev;
+	size_t		  users_checked;	/* by the last validation: all, or the changed */
 	unsigned	  refs;			/* atomic; fleet_ref(), fleet_free() */
 };
 
@@ -241,6 +245,9 @@ int	 fleet_load_reuse(struct fleet **out, struct source *src, struct diag *d,
 /* Another reference: fleet_free() frees the fleet when the last one goes. */
 struct fleet *fleet_ref(struct fleet *);
 void	 fleet_free(struct fleet *);
+/* The uniqueness index's references (validate.c; fleet.c passes it from load to load). */
+struct uindex	*fleet_uindex_ref(struct uindex *);
+void	 fleet_uindex_unref(struct uindex *);
 /* Semantic rules (schema/validate.c); fills f->eff. */
 void	 fleet_validate(struct fleet *f, struct diag *d);
 /* Effective AWG parameters for node n (n may be NULL for the fleet's own). */

@@ -79,7 +79,20 @@ struct keyref {
 	struct loc	 at;
 	/* Who holds it, for the message: printf(owner, a, b). Formatted only on error. */
 	const char	*owner, *a, *b;
+	const struct device *dev;	/* a device's key or address: the device */
+	uint32_t	 v4;		/* an address: its value */
 };
+
+static uint64_t
+key_pfx(const char *key)
+{
+	uint64_t p = 0;
+	size_t j;
+
+	for (j = 0; j < 8 && key[j] != '\0'; j++)
+		p |= (uint64_t)(unsigned char)key[j] << (56 - 8 * j);
+	return p;
+}
 
 static int
 keyref_cmp(const void *a, const void *b)
@@ -102,17 +115,14 @@ keyref_cmp(const void *a, const void *b)
 static void
 report_dups(struct ctx *c, struct keyref *v, size_t n, const char *what)
 {
-	size_t i, j, first = 0;
+	size_t i, first = 0;
 
 	if (n < 2)
 		return;
 	/* Sorting 100,000 keys scattered over the arena is cache-miss bound: compare a
 	 * prefix kept in the array first, which orders exactly like strcmp. */
-	for (i = 0; i < n; i++) {
-		v[i].pfx = 0;
-		for (j = 0; j < 8 && v[i].key[j] != '\0'; j++)
-			v[i].pfx |= (uint64_t)(unsigned char)v[i].key[j] << (56 - 8 * j);
-	}
+	for (i = 0; i < n; i++)
+		v[i].pfx = key_pfx(v[i].key);
 	qsort(v, n, sizeof(*v), keyref_cmp);
 	for (i = 1; i < n; i++) {
 		if (strcmp(v[i].key, v[first].key) != 0) {
@@ -640,130 +650,485 @@ email_ok(const char *s)
 	return at[1] != '.' && p[-1] != '.';
 }
 
+/*
+ * The uniqueness index of a clean user check (no diagnostic from the per-user rules and
+ * no duplicate): every device's public key and explicit address, and the device holding
+ * it. fleet_load_reuse() hands the previous fleet's index to the next load, whose
+ * validation copies it and updates it for the users whose records changed (a one-file
+ * commit: one user out, one in) instead of checking and sorting every device again. Any
+ * problem found that way (or a changed tunnel pool) falls back to the full check, so the
+ * diagnostics are always the full check's.
+ */
+struct uslot {
+	uint64_t		 k;	/* a key's first 8 bytes (keyref.pfx) or an IPv4 address */
+	const struct device	*dev;	/* NULL: a free slot */
+};
+
+struct uset {
+	struct uslot	*v;
+	size_t		 n, mask;
+	bool		 str;		/* keys (compare the strings too), not addresses */
+};
+
+struct pool {
+	uint32_t	 net, size;	/* size: the host part's mask */
+	unsigned	 prefix;
+	bool		 ok;
+};
+
+struct uindex {
+	unsigned	 refs;		/* atomic */
+	struct uset	 keys, addrs;
+	struct user	**users;	/* the validated fleet's, by name */
+	size_t		 nusers, admins;
+	struct pool	 pool;
+};
+
+static size_t
+uhome(const struct uset *s, uint64_t k)
+{
+	return (size_t)((k * 0x9E3779B97F4A7C15ULL) >> 32) & s->mask;
+}
+
+static bool
+uslot_is(const struct uset *s, const struct uslot *e, uint64_t k, const char *key)
+{
+	return e->k == k && (!s->str || strcmp(e->dev->public_key.v, key) == 0);
+}
+
+static int
+uset_clone(struct uset *dst, const struct uset *src)
+{
+	if ((dst->v = malloc((src->mask + 1) * sizeof(*dst->v))) == NULL)
+		return -1;
+	memcpy(dst->v, src->v, (src->mask + 1) * sizeof(*dst->v));
+	dst->n = src->n;
+	dst->mask = src->mask;
+	dst->str = src->str;
+	return 0;
+}
+
+static int
+uset_alloc(struct uset *s, size_t want, bool str)
+{
+	size_t cap = 16;
+
+	while (cap < 2 * want)
+		cap *= 2;
+	if ((s->v = calloc(cap, sizeof(*s->v))) == NULL)
+		return -1;
+	s->n = 0;
+	s->mask = cap - 1;
+	s->str = str;
+	return 0;
+}
+
+/* The holder of k if there is one (nothing inserted); NULL once dev holds it. */
+static const struct device *
+uset_put(struct uset *s, uint64_t k, const char *key, const struct device *dev)
+{
+	size_t i;
+
+	if (2 * (s->n + 1) > s->mask + 1) {
+		struct uset g;
+
+		if (uset_alloc(&g, s->n + 1, s->str) != 0)
+			return dev;	/* out of memory: reported as a clash, so the caller gives up */
+		for (i = 0; i <= s->mask; i++)
+			if (s->v[i].dev != NULL)
+				(void)uset_put(&g, s->v[i].k, NULL, s->v[i].dev);
+		free(s->v);
+		*s = g;
+	}
+	for (i = uhome(s, k); s->v[i].dev != NULL; i = (i + 1) & s->mask)
+		if (key != NULL || !s->str ? uslot_is(s, &s->v[i], k, key) : false)
+			return s->v[i].dev;
+	s->v[i].k = k;
+	s->v[i].dev = dev;
+	s->n++;
+	return NULL;
+}
+
+/* Drop k if dev holds it; the entries after it move back (linear probing, no tombstones). */
 static void
-check_users(struct ctx *c, uint32_t pool_net, unsigned pool_prefix, bool pool_ok)
+uset_del(struct uset *s, uint64_t k, const char *key, const struct device *dev)
+{
+	size_t i, j, h;
+
+	for (i = uhome(s, k); s->v[i].dev != NULL; i = (i + 1) & s->mask)
+		if (uslot_is(s, &s->v[i], k, key))
+			break;
+	if (s->v[i].dev != dev || dev == NULL)
+		return;
+	for (j = i;;) {
+		j = (j + 1) & s->mask;
+		if (s->v[j].dev == NULL)
+			break;
+		h = uhome(s, s->v[j].k);
+		/* move j back to i unless its home lies cyclically in (i, j] */
+		if (i <= j ? (h <= i || h > j) : (h <= i && h > j)) {
+			s->v[i] = s->v[j];
+			i = j;
+		}
+	}
+	s->v[i].dev = NULL;
+	s->n--;
+}
+
+static void
+uindex_free(struct uindex *ix)
+{
+	if (ix == NULL)
+		return;
+	free(ix->keys.v);
+	free(ix->addrs.v);
+	free(ix->users);
+	free(ix);
+}
+
+void
+fleet_uindex_unref(struct uindex *ix)
+{
+	if (ix != NULL && __atomic_sub_fetch(&ix->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		uindex_free(ix);
+}
+
+struct uindex *
+fleet_uindex_ref(struct uindex *ix)
+{
+	if (ix != NULL)
+		__atomic_add_fetch(&ix->refs, 1, __ATOMIC_RELAXED);
+	return ix;
+}
+
+/* The keys and explicit addresses of some users' devices, for the uniqueness rules. */
+struct refs {
+	struct keyref	*keys, *addrs;
+	size_t		 nkeys, naddrs;
+};
+
+/*
+ * The rules of one user and its devices; its keys and addresses are appended to r (room
+ * for u's devices). *admins counts the admins so far. <0 out of memory.
+ */
+static int
+check_user(struct ctx *c, struct user *u, const struct pool *p, struct refs *r,
+    size_t *admins)
 {
 	struct fleet *f = c->f;
-	struct keyref *keys = NULL, *addrs = NULL, *names = NULL;
-	size_t nkeys = 0, naddrs = 0, i, j, admins = 0;
-	uint32_t size = pool_ok ? (uint32_t)(1ULL << (32 - pool_prefix)) - 1 : 0;
+	struct device *dv = u->devices.v;
+	struct keyref *names = NULL;
+	size_t nnames = 0, j;
 	char buf[64];
 
-	if (f->ndevices > 0 && ((keys = calloc(f->ndevices, sizeof(*keys))) == NULL ||
-	    (addrs = calloc(f->ndevices, sizeof(*addrs))) == NULL)) {
-		free(keys);
-		return;
+	if (!user_name_ok(u->name))
+		diag_err(c->d, u->at, "user name '%s' (from the file name) must be "
+		    USER_NAME_RULE, u->name);
+	if (!u->hdr.set)
+		return 0;
+	if (u->email.v != NULL && !email_ok(u->email.v))
+		diag_err(c->d, u->email.at, "email: '%s' is not an email address", u->email.v);
+	if (u->role.v != NULL) {
+		if (strcmp(u->role.v, "admin") == 0) {
+			if (!u->admin)	/* written once: see roles_mask */
+				u->admin = true;
+		}
+		else if (strcmp(u->role.v, "user") != 0)
+			diag_err(c->d, u->role.at, "role: '%s' is not a role (user or admin)",
+			    u->role.v);
 	}
-	for (i = 0; i < f->nusers; i++) {
-		struct user *u = f->users[i];
-		struct device *dv = u->devices.v;
-		size_t nnames = 0;
+	if (u->admin && ++*admins > 1 && f->preset == PRESET_PERSONAL && f->eff.known)
+		diag_warn(c->d, u->role.at, "role: a personal fleet has one admin (the "
+		    "operator); use the enterprise preset for more");
+	if (u->devices.n > 1 && (names = calloc(u->devices.n, sizeof(*names))) == NULL)
+		return -1;
+	for (j = 0; j < u->devices.n; j++) {
+		struct device *d = &dv[j];
+		unsigned char key[32];
+		size_t binlen = 0;
+		const char *end = NULL;
+		struct ipaddr ip;
 
-		if (!user_name_ok(u->name))
-			diag_err(c->d, u->at, "user name '%s' (from the file name) must be "
-			    USER_NAME_RULE, u->name);
-		if (!u->hdr.set)
+		if (!d->hdr.set)
 			continue;
-		if (u->email.v != NULL && !email_ok(u->email.v))
-			diag_err(c->d, u->email.at, "email: '%s' is not an email address", u->email.v);
-		if (u->role.v != NULL) {
-			if (strcmp(u->role.v, "admin") == 0) {
-				if (!u->admin)	/* written once: see roles_mask */
-					u->admin = true;
+		if (d->name.v != NULL) {
+			if (!user_name_ok(d->name.v))
+				diag_err(c->d, d->name.at, "devices[%zu].name: '%s' must be "
+				    USER_NAME_RULE, j, d->name.v);
+			if (names != NULL) {
+				names[nnames].key = d->name.v;
+				names[nnames].at = d->name.at;
+				names[nnames].owner = NULL;
+				nnames++;
 			}
-			else if (strcmp(u->role.v, "user") != 0)
-				diag_err(c->d, u->role.at, "role: '%s' is not a role (user or admin)",
-				    u->role.v);
 		}
-		if (u->admin && ++admins > 1 && f->preset == PRESET_PERSONAL && f->eff.known)
-			diag_warn(c->d, u->role.at, "role: a personal fleet has one admin (the "
-			    "operator); use the enterprise preset for more");
-		if (u->devices.n > 1 && (names = calloc(u->devices.n, sizeof(*names))) == NULL)
-			break;
-		for (j = 0; j < u->devices.n; j++) {
-			struct device *d = &dv[j];
-			unsigned char key[32];
-			size_t binlen = 0;
-			const char *end = NULL;
-			struct ipaddr ip;
+		if (d->public_key.v != NULL) {
+			const char *k = d->public_key.v;
 
-			if (!d->hdr.set)
-				continue;
-			if (d->name.v != NULL) {
-				if (!user_name_ok(d->name.v))
-					diag_err(c->d, d->name.at, "devices[%zu].name: '%s' must be "
-					    USER_NAME_RULE, j, d->name.v);
-				if (names != NULL) {
-					names[nnames].key = d->name.v;
-					names[nnames].at = d->name.at;
-					names[nnames].owner = NULL;
-					nnames++;
-				}
-			}
-			if (d->public_key.v != NULL) {
-				const char *k = d->public_key.v;
+			if (d->key_ok == 0)
+				d->key_ok = strlen(k) == 44 && sodium_base642bin(key,
+				    sizeof(key), k, 44, NULL, &binlen, &end,
+				    sodium_base64_VARIANT_ORIGINAL) == 0 && binlen == 32 &&
+				    end == k + 44 ? 1 : 2;
+			if (d->key_ok != 1) {
+				diag_err(c->d, d->public_key.at, "devices[%zu].public_key: not a "
+				    "WireGuard public key (base64 of 32 bytes, 44 characters)", j);
+			} else {
+				struct keyref *kr = &r->keys[r->nkeys++];
 
-				if (d->key_ok == 0)
-					d->key_ok = strlen(k) == 44 && sodium_base642bin(key,
-					    sizeof(key), k, 44, NULL, &binlen, &end,
-					    sodium_base64_VARIANT_ORIGINAL) == 0 && binlen == 32 &&
-					    end == k + 44 ? 1 : 2;
-				if (d->key_ok != 1) {
-					diag_err(c->d, d->public_key.at, "devices[%zu].public_key: not a "
-					    "WireGuard public key (base64 of 32 bytes, 44 characters)", j);
-				} else {
-					keys[nkeys].key = k;
-					keys[nkeys].at = d->public_key.at;
-					keys[nkeys].owner = "device %s/%s";
-					keys[nkeys].a = u->name;
-					keys[nkeys].b = d->name.v ? d->name.v : "?";
-					nkeys++;
-				}
+				kr->key = k;
+				kr->at = d->public_key.at;
+				kr->owner = "device %s/%s";
+				kr->a = u->name;
+				kr->b = d->name.v ? d->name.v : "?";
+				kr->dev = d;
 			}
-			if (d->address.v == NULL)
-				continue;
-			if (addr_parse_ip(&ip, d->address.v) != 0 || ip.family != AF_INET) {
-				diag_err(c->d, d->address.at, "devices[%zu].address: '%s' is not an IPv4 "
-				    "address", j, d->address.v);
-				continue;
-			}
-			if (pool_ok) {
-				uint32_t a = addr_v4(&ip), off = a - pool_net;
-				if ((a & ~size) != pool_net) {
-					diag_err(c->d, d->address.at, "devices[%zu].address: %s is outside "
-					    "network.tunnel_pool %s", j, d->address.v, f->eff.tunnel_pool);
-					continue;
-				}
-				if (off == 0 || off == 1 || off == size) {
-					diag_err(c->d, d->address.at, "devices[%zu].address: %s is the "
-					    "pool's %s address", j, d->address.v, off == 0 ? "network" :
-					    off == 1 ? "gateway (first host)" : "broadcast");
-					continue;
-				}
-			}
-			addrs[naddrs].key = arena_strdup(f->arena, addr_ntop(&ip, buf, sizeof(buf)));
-			addrs[naddrs].at = d->address.at;
-			addrs[naddrs].owner = "device %s/%s";
-			addrs[naddrs].a = u->name;
-			addrs[naddrs].b = d->name.v ? d->name.v : "?";
-			naddrs++;
 		}
-		if (names != NULL) {
-			report_dups(c, names, nnames, "device name");
-			free(names);
-			names = NULL;
+		if (d->address.v == NULL)
+			continue;
+		if (addr_parse_ip(&ip, d->address.v) != 0 || ip.family != AF_INET) {
+			diag_err(c->d, d->address.at, "devices[%zu].address: '%s' is not an IPv4 "
+			    "address", j, d->address.v);
+			continue;
+		}
+		if (p->ok) {
+			uint32_t a = addr_v4(&ip), off = a - p->net;
+			if ((a & ~p->size) != p->net) {
+				diag_err(c->d, d->address.at, "devices[%zu].address: %s is outside "
+				    "network.tunnel_pool %s", j, d->address.v, f->eff.tunnel_pool);
+				continue;
+			}
+			if (off == 0 || off == 1 || off == p->size) {
+				diag_err(c->d, d->address.at, "devices[%zu].address: %s is the "
+				    "pool's %s address", j, d->address.v, off == 0 ? "network" :
+				    off == 1 ? "gateway (first host)" : "broadcast");
+				continue;
+			}
+		}
+		{
+			struct keyref *kr = &r->addrs[r->naddrs];
+
+			if ((kr->key = arena_strdup(f->arena, addr_ntop(&ip, buf,
+			    sizeof(buf)))) == NULL) {
+				free(names);
+				return -1;
+			}
+			kr->at = d->address.at;
+			kr->owner = "device %s/%s";
+			kr->a = u->name;
+			kr->b = d->name.v ? d->name.v : "?";
+			kr->dev = d;
+			kr->v4 = addr_v4(&ip);
+			r->naddrs++;
 		}
 	}
-	report_dups(c, keys, nkeys, "public key");
-	report_dups(c, addrs, naddrs, "tunnel address");
-	free(keys);
-	free(addrs);
-	if (pool_ok && f->ndevices > (size_t)size - 2)
+	if (names != NULL) {
+		report_dups(c, names, nnames, "device name");
+		free(names);
+	}
+	return 0;
+}
+
+/* Put r's keys and addresses into ix; false at the first one already held (a duplicate). */
+static bool
+index_add(struct uindex *ix, const struct refs *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nkeys; i++)
+		if (uset_put(&ix->keys, key_pfx(r->keys[i].key), r->keys[i].key,
+		    r->keys[i].dev) != NULL)
+			return false;
+	for (i = 0; i < r->naddrs; i++)
+		if (uset_put(&ix->addrs, r->addrs[i].v4, NULL, r->addrs[i].dev) != NULL)
+			return false;
+	return true;
+}
+
+/* Take a user that left (or whose file changed) out of ix. */
+static void
+index_drop(struct uindex *ix, const struct user *u)
+{
+	const struct device *dv = u->devices.v;
+	struct ipaddr ip;
+	size_t j;
+
+	if (u->admin)
+		ix->admins--;
+	for (j = 0; j < u->devices.n; j++) {
+		const struct device *d = &dv[j];
+
+		if (!d->hdr.set)
+			continue;
+		if (d->public_key.v != NULL)
+			uset_del(&ix->keys, key_pfx(d->public_key.v), d->public_key.v, d);
+		if (d->address.v != NULL && addr_parse_ip(&ip, d->address.v) == 0 &&
+		    ip.family == AF_INET)
+			uset_del(&ix->addrs, addr_v4(&ip), NULL, d);
+	}
+}
+
+static bool
+same_name(struct user **v, size_t n, size_t i, size_t j)
+{
+	return j < n && strcmp(v[i]->name, v[j]->name) == 0;
+}
+
+/* "a.yaml" and "a.yml" in users/ name the same user: every one after the first is an error. */
+static void
+check_user_names(struct ctx *c)
+{
+	struct fleet *f = c->f;
+	struct keyref *v;
+	size_t i, j, k;
+
+	for (i = 0; i + 1 < f->nusers; i = j) {
+		for (j = i + 1; same_name(f->users, f->nusers, i, j); j++)
+			;
+		if (j - i < 2 || (v = calloc(j - i, sizeof(*v))) == NULL)
+			continue;
+		for (k = i; k < j; k++) {
+			v[k - i].key = f->users[k]->name;
+			v[k - i].at = f->users[k]->at;
+		}
+		report_dups(c, v, j - i, "user name");
+		free(v);
+	}
+}
+
+/*
+ * The user rules from the previous validation's index: only the users not in it are
+ * checked. 0 done (f->uidx set); 1 use the full check (nothing was added to c->d).
+ */
+static int
+check_users_since(struct ctx *c, const struct pool *p)
+{
+	struct fleet *f = c->f;
+	const struct uindex *prev = f->uprev;
+	struct user **added = NULL;
+	struct uindex *ix;
+	struct refs r = { NULL, NULL, 0, 0 };
+	struct diag_mark mark;
+	size_t i = 0, j = 0, nadded = 0, ndev = 0, admins = 0;
+	bool ok = false;
+
+	if (prev == NULL || prev->pool.ok != p->ok || prev->pool.net != p->net ||
+	    prev->pool.prefix != p->prefix)
+		return 1;
+	diag_save(c->d, &mark);
+	if ((ix = calloc(1, sizeof(*ix))) == NULL ||
+	    (ix->users = malloc((f->nusers + 1) * sizeof(*ix->users))) == NULL ||
+	    (added = malloc((f->nusers + 1) * sizeof(*added))) == NULL ||
+	    uset_clone(&ix->keys, &prev->keys) != 0 || uset_clone(&ix->addrs, &prev->addrs) != 0)
+		goto out;
+	ix->admins = prev->admins;
+	/* Both lists are by name, and an unchanged file is the same record: walk them. */
+	while (i < prev->nusers || j < f->nusers) {
+		int cmp;
+
+		if (i < prev->nusers && j < f->nusers && prev->users[i] == f->users[j]) {
+			i++;
+			j++;
+			continue;
+		}
+		cmp = i == prev->nusers ? 1 : j == f->nusers ? -1 :
+		    strcmp(prev->users[i]->name, f->users[j]->name);
+		if (cmp <= 0)
+			index_drop(ix, prev->users[i++]);
+		if (cmp >= 0) {
+			if ((j > 0 && same_name(f->users, f->nusers, j - 1, j)) ||
+			    same_name(f->users, f->nusers, j, j + 1))
+				goto out;	/* two files, one name: the full check says so */
+			ndev += f->users[j]->devices.n;
+			added[nadded++] = f->users[j++];
+		}
+	}
+	if (ndev > 0 && ((r.keys = calloc(ndev, sizeof(*r.keys))) == NULL ||
+	    (r.addrs = calloc(ndev, sizeof(*r.addrs))) == NULL))
+		goto out;
+	for (i = 0; i < nadded; i++)
+		if (check_user(c, added[i], p, &r, &admins) != 0)
+			goto out;
+	if (diag_since(c->d, &mark) || !index_add(ix, &r))
+		goto out;
+	ix->admins += admins;
+	if (f->preset == PRESET_PERSONAL && f->eff.known && ix->admins > 1)
+		goto out;	/* the warning names the second admin: the full check finds it */
+	if (f->nusers > 0)	/* an empty list may have no array */
+		memcpy(ix->users, f->users, f->nusers * sizeof(*ix->users));
+	ix->nusers = f->nusers;
+	ix->pool = *p;
+	ix->refs = 1;
+	fleet_uindex_unref(f->uidx);
+	f->uidx = ix;
+	f->users_checked = nadded;
+	ix = NULL;
+	ok = true;
+out:
+	if (!ok)
+		diag_rewind(c->d, &mark);
+	free(r.keys);
+	free(r.addrs);
+	free(added);
+	uindex_free(ix);
+	return ok ? 0 : 1;
+}
+
+static void
+check_users(struct ctx *c, const struct pool *p)
+{
+	struct fleet *f = c->f;
+	struct uindex *ix = NULL;
+	struct refs r = { NULL, NULL, 0, 0 };
+	struct diag_mark mark;
+	size_t i, admins = 0;
+
+	if (check_users_since(c, p) == 0) {
+		admins = f->uidx->admins;
+		goto tail;
+	}
+	if (f->ndevices > 0 && ((r.keys = calloc(f->ndevices, sizeof(*r.keys))) == NULL ||
+	    (r.addrs = calloc(f->ndevices, sizeof(*r.addrs))) == NULL))
+		goto out;
+	diag_save(c->d, &mark);
+	f->users_checked = f->nusers;
+	check_user_names(c);
+	for (i = 0; i < f->nusers; i++)
+		if (check_user(c, f->users[i], p, &r, &admins) != 0)
+			goto out;
+	/* No problem so far: an index finds a duplicate as well as sorting would, faster. */
+	if (!diag_since(c->d, &mark) &&
+	    ((ix = calloc(1, sizeof(*ix))) == NULL ||
+	    (ix->users = malloc((f->nusers + 1) * sizeof(*ix->users))) == NULL ||
+	    uset_alloc(&ix->keys, r.nkeys, true) != 0 ||
+	    uset_alloc(&ix->addrs, r.naddrs, false) != 0 || !index_add(ix, &r))) {
+		uindex_free(ix);
+		ix = NULL;
+	}
+	if (ix == NULL) {
+		report_dups(c, r.keys, r.nkeys, "public key");
+		report_dups(c, r.addrs, r.naddrs, "tunnel address");
+	} else {
+		if (f->nusers > 0)	/* an empty list may have no array */
+		if (f->nusers > 0)
+			memcpy(ix->users, f->users, f->nusers * sizeof(*ix->users));
+		ix->nusers = f->nusers;
+		ix->admins = admins;
+		ix->pool = *p;
+		ix->refs = 1;
+		fleet_uindex_unref(f->uidx);
+		f->uidx = ix;
+	}
+tail:
+	if (p->ok && f->ndevices > (size_t)p->size - 2)
 		diag_err(c->d, f->network.tunnel_pool.v ? f->network.tunnel_pool.at : f->at,
 		    "network.tunnel_pool: %s has room for %u devices but the fleet has %zu",
-		    f->eff.tunnel_pool, size > 2 ? size - 2 : 0, f->ndevices);
+		    f->eff.tunnel_pool, p->size > 2 ? p->size - 2 : 0, f->ndevices);
 	if (admins == 0 && f->have_fleet_yaml && f->root.set)
 		diag_warn(c->d, f->at, "no user has role admin: nobody can sign in to the admin UI");
+out:
+	free(r.keys);
+	free(r.addrs);
 }
 
 /* ---- access policy and the cascade ---- */
@@ -1129,14 +1494,12 @@ fleet_validate(struct fleet *f, struct diag *d)
 {
 	struct ctx c = { f, d };
 	struct keyref *pool = NULL, *nodenames;
+	struct pool tp = { 0, 0, 0, false };
 	size_t npool = 0, i;
-	uint32_t pool_net = 0;
-	unsigned pool_prefix = 0;
-	bool pool_ok = false;
 
 	check_fleet_yaml(&c);
 	if (f->have_fleet_yaml && f->root.set) {
-		check_network(&c, &pool_net, &pool_prefix, &pool_ok);
+		check_network(&c, &tp.net, &tp.prefix, &tp.ok);
 		check_awg(&c, NULL);
 		check_xray(&c, &f->xray);
 		if (f->preset == PRESET_ENTERPRISE && f->eff.xray && f->xray.decoy.v == NULL)
@@ -1158,6 +1521,10 @@ fleet_validate(struct fleet *f, struct diag *d)
 	report_dups(&c, pool, npool, "entry-pool address");
 	free(pool);
 	check_relays(&c);
-	check_users(&c, pool_net, pool_prefix, pool_ok);
+	if (tp.ok)
+		tp.size = (uint32_t)(1ULL << (32 - tp.prefix)) - 1;
+	check_users(&c, &tp);
+	fleet_uindex_unref(f->uprev);	/* needed by this validation only */
+	f->uprev = NULL;
 	check_access(&c);
 }
