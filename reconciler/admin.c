@@ -108,7 +108,7 @@ struct admin {
 	struct event		*ev_done;
 	struct state		*wst;		/* the worker's own connection */
 	struct fleet		*edit_cache;	/* the worker's: edits reuse its records */
-	git_repository		*wrepo;		/* the worker's, open between edits */
+	struct edit_repo	*wrepo;		/* the worker's, open between edits */
 };
 
 /* ---- small helpers ---- */
@@ -807,7 +807,7 @@ worker(void *arg)
 
 	/* Open for the worker's life: edits then find the last edit's trees in its cache. */
 	git_libgit2_init();
-	if (git_repository_open_bare(&a->wrepo, a->c->gitdir) != 0) {
+	if (edit_repo_open(&a->wrepo, a->c->gitdir) != 0) {
 		log_warnx("admin: %s: %s (edits open it each time)", a->c->gitdir,
 		    git_error_last() != NULL ? git_error_last()->message : "?");
 		a->wrepo = NULL;
@@ -828,7 +828,7 @@ worker(void *arg)
 		event_active(a->ev_done, EV_READ, 0);
 	}
 	pthread_mutex_unlock(&a->mu);
-	git_repository_free(a->wrepo);
+	edit_repo_free(a->wrepo);
 	a->wrepo = NULL;
 	git_libgit2_shutdown();
 	return NULL;

@@ -51,6 +51,20 @@ main(int argc, char **argv)
 		return COX_USAGE;
 	}
 	git_libgit2_init();	/* once for every command; reference-counted */
+	/*
+	 * libgit2's defaults cost a big fleet's edit (docs/BENCHMARKS.md, the admin API) half
+	 * its time. Trees over 4 KB are never cached, so the 0.9 MB users/ tree of a 20,000-user
+	 * fleet was parsed again by every step of every edit: cache trees up to 16 MB, in at
+	 * most 64 MB per repository (the default is 256). Every object read was hashed again
+	 * (a check against disk corruption: the objects were checked when they arrived, by
+	 * receive-pack, or written by cox itself), and every tree entry written was looked up
+	 * to check that it exists (cox writes only trees of objects it has just read or
+	 * written): both off.
+	 */
+	git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)16 << 20);
+	git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)64 << 20);
+	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0);
+	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
 	if (argc < 2) {
 		usage(stderr);
 		return COX_USAGE;

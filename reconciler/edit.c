@@ -7,6 +7,9 @@
 #include <time.h>
 
 #include <git2.h>
+#include <git2/sys/mempack.h>
+#include <git2/sys/odb_backend.h>
+#include <pthread.h>
 
 #include "diag.h"
 #include "edit.h"
@@ -28,6 +31,221 @@ fail(struct edit_result *r, const char *what)
 		r->errors = NULL;
 	r->status = EDIT_ERROR;
 	return -1;
+}
+
+/*
+ * root with path set to blob (or removed when blob is NULL): the new tree's id. A path one
+ * folder deep ("users/alice.yaml", the records) is rebuilt with two tree builders, which
+ * copy the 20,000-entry users/ tree of a big fleet once; git_tree_create_updated() takes
+ * twice as long on it (docs/BENCHMARKS.md, the admin API). Anything else goes to it.
+ */
+static int
+tree_set(git_repository *repo, git_tree *root, const char *path, const git_oid *blob,
+    git_oid *out)
+{
+	const char *slash = strchr(path, '/');
+	const git_tree_entry *te;
+	git_treebuilder *rb = NULL, *sb = NULL;
+	git_tree *sub = NULL;
+	git_oid sub_id;
+	char dir[256];
+	int rc = -1;
+
+	if (slash == NULL || strchr(slash + 1, '/') != NULL ||
+	    (size_t)(slash - path) >= sizeof(dir)) {
+		git_tree_update up;
+
+		memset(&up, 0, sizeof(up));
+		up.path = path;
+		up.action = blob != NULL ? GIT_TREE_UPDATE_UPSERT : GIT_TREE_UPDATE_REMOVE;
+		if (blob != NULL)
+			git_oid_cpy(&up.id, blob);
+		up.filemode = GIT_FILEMODE_BLOB;
+		return git_tree_create_updated(out, repo, root, 1, &up);
+	}
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	te = git_tree_entry_byname(root, dir);
+	if (te != NULL && git_tree_entry_type(te) == GIT_OBJECT_TREE &&
+	    git_tree_lookup(&sub, repo, git_tree_entry_id(te)) != 0)
+		goto out;
+	if (git_treebuilder_new(&sb, repo, sub) != 0 || git_treebuilder_new(&rb, repo, root) != 0)
+		goto out;
+	if (blob != NULL ? git_treebuilder_insert(NULL, sb, slash + 1, blob,
+	    GIT_FILEMODE_BLOB) != 0 : git_treebuilder_remove(sb, slash + 1) != 0)
+		goto out;
+	/* git has no empty folders: the last record out takes its folder with it */
+	if (git_treebuilder_entrycount(sb) == 0)
+		rc = te != NULL ? git_treebuilder_remove(rb, dir) : 0;
+	else if ((rc = git_treebuilder_write(&sub_id, sb)) == 0)
+		rc = git_treebuilder_insert(NULL, rb, dir, &sub_id, GIT_FILEMODE_TREE);
+	if (rc == 0)
+		rc = git_treebuilder_write(out, rb);
+out:
+	git_treebuilder_free(sb);
+	git_treebuilder_free(rb);
+	git_tree_free(sub);
+	return rc;
+}
+
+struct edit_repo {
+	git_repository	*repo;		/* the refs (and what is on disk) */
+	git_repository	*mem;		/* the objects: the same, plus mempack, where writes go */
+	git_odb_backend	*pack;		/* mem's mempack, emptied after every round */
+	git_odb_backend	*loose;		/* the loose objects, written to by the writer thread */
+};
+
+void
+edit_repo_free(struct edit_repo *er)
+{
+	if (er == NULL)
+		return;
+	if (er->loose != NULL)
+		er->loose->free(er->loose);
+	git_repository_free(er->mem);
+	git_repository_free(er->repo);
+	free(er);
+}
+
+int
+edit_repo_open(struct edit_repo **out, const char *gitdir)
+{
+	struct edit_repo *er;
+	git_odb *odb = NULL;
+	char dir[4096];
+	int rc = -1;
+
+	*out = NULL;
+	if ((er = calloc(1, sizeof(*er))) == NULL)
+		return -1;
+	if (git_repository_open_bare(&er->repo, gitdir) != 0)
+		goto out;
+	snprintf(dir, sizeof(dir), "%sobjects", git_repository_path(er->repo));
+	if (git_odb_open(&odb, dir) != 0 || git_mempack_new(&er->pack) != 0)
+		goto out;
+	/* ahead of the loose objects (priority 1) and the packs (2): every write lands here */
+	if (git_odb_add_backend(odb, er->pack, 1000) != 0) {
+		er->pack->free(er->pack);
+		er->pack = NULL;
+		goto out;
+	}
+	/* zlib level -1: libgit2's loose default (Z_BEST_SPEED) */
+	if (git_repository_wrap_odb(&er->mem, odb) != 0 ||
+	    git_odb_backend_loose(&er->loose, dir, -1, 0, 0, 0) != 0)
+		goto out;
+	rc = 0;
+out:
+	git_odb_free(odb);
+	if (rc != 0) {
+		edit_repo_free(er);
+		er = NULL;
+	}
+	*out = er;
+	return rc;
+}
+
+/* The objects of one edit, read out of the mempack, for the writer thread. */
+#define EDIT_MAX_OBJECTS	16
+
+struct persist {
+	git_odb_backend	*loose;
+	git_odb_object	*obj[EDIT_MAX_OBJECTS];
+	size_t		 n;
+	int		 rc;
+	char		 err[256];
+};
+
+/* Straight to the loose backend: the id is known, so it is not hashed again. */
+static int
+persist_one(git_odb_backend *loose, git_odb_object *o, char *err, size_t errsz)
+{
+	const git_oid *id = git_odb_object_id(o);
+
+	if (loose->exists(loose, id) ||
+	    loose->write(loose, id, git_odb_object_data(o), git_odb_object_size(o),
+	    git_odb_object_type(o)) == 0)
+		return 0;
+	snprintf(err, errsz, "writing an object: %s", git_error_last() != NULL &&
+	    git_error_last()->message != NULL ? git_error_last()->message : "libgit2 error");
+	return -1;
+}
+
+static void *
+persist_main(void *arg)
+{
+	struct persist *p = arg;
+	size_t i;
+
+	for (i = 0; i < p->n && p->rc == 0; i++)
+		p->rc = persist_one(p->loose, p->obj[i], p->err, sizeof(p->err));
+	return NULL;
+}
+
+/*
+ * Gather the trees on path and its blob (the objects the edit wrote, all in the mempack)
+ * for persist_main. 0, or <0 with git_error_last().
+ */
+static int
+persist_gather(struct edit_repo *er, const git_oid *tree_id, const char *path,
+    const git_oid *blob, struct persist *p)
+{
+	git_odb *odb = NULL;
+	git_tree *t = NULL;
+	git_oid ids[EDIT_MAX_OBJECTS];
+	const char *c = path, *slash;
+	size_t n = 0, i;
+	int rc = -1;
+
+	ids[n++] = *tree_id;
+	if (blob != NULL)
+		ids[n++] = *blob;
+	if (git_tree_lookup(&t, er->mem, tree_id) != 0)
+		goto out;
+	/* the folders on the path, each a new tree (and a slot left for the commit) */
+	while ((slash = strchr(c, '/')) != NULL) {
+		char name[256];
+		const git_tree_entry *te;
+		git_tree *sub = NULL;
+
+		if (n + 1 >= EDIT_MAX_OBJECTS || (size_t)(slash - c) >= sizeof(name)) {
+			git_error_set_str(GIT_ERROR_INVALID, "the record's path is too deep");
+			goto out;
+		}
+		memcpy(name, c, (size_t)(slash - c));
+		name[slash - c] = '\0';
+		if ((te = git_tree_entry_byname(t, name)) == NULL ||
+		    git_tree_entry_type(te) != GIT_OBJECT_TREE)
+			break;	/* the folder went with its last record */
+		ids[n++] = *git_tree_entry_id(te);
+		if (git_tree_lookup(&sub, er->mem, git_tree_entry_id(te)) != 0)
+			goto out;
+		git_tree_free(t);
+		t = sub;
+		c = slash + 1;
+	}
+	if (git_repository_odb(&odb, er->mem) != 0)
+		goto out;
+	/* An object that was already on disk is not in the mempack: read from disk, rewritten
+	 * as the same file (libgit2 skips what exists). */
+	for (i = 0; i < n; i++)
+		if (git_odb_read(&p->obj[p->n++], odb, &ids[i]) != 0)
+			goto out;
+	p->loose = er->loose;
+	rc = 0;
+out:
+	git_odb_free(odb);
+	git_tree_free(t);
+	return rc;
+}
+
+static void
+persist_free(struct persist *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		git_odb_object_free(p->obj[i]);
+	p->n = 0;
 }
 
 /* The blob id of path in commit c's tree; false if there is none. */
@@ -117,7 +335,8 @@ out:
 
 /* The pre-receive rules on a commit that no ref points at yet. 0 valid, 1 invalid, <0. */
 static int
-validate(const char *gitdir, const git_oid *id, struct fleet **cache, struct edit_result *r)
+validate(git_repository *repo, const char *gitdir, const git_oid *id, struct fleet **cache,
+    struct edit_result *r)
 {
 	char hex[GIT_OID_HEXSZ + 1];
 	struct source *src = NULL;
@@ -127,7 +346,7 @@ validate(const char *gitdir, const git_oid *id, struct fleet **cache, struct edi
 
 	git_oid_tostr(hex, sizeof(hex), id);
 	diag_init(&d);
-	if ((rc = source_open_git(&src, gitdir, hex)) != 0 ||
+	if ((rc = source_open_repo(&src, repo, gitdir, hex)) != 0 ||
 	    (rc = fleet_load_reuse(&f, src, &d, cache != NULL ? *cache : NULL)) != 0) {
 		free(r->errors);
 		if (asprintf(&r->errors, "%s\n", err_last()) < 0)
@@ -158,8 +377,12 @@ out:
 
 /* One round: check, build, validate, move the branch. 0 done, 1 the branch moved: again. */
 static int
-round_once(git_repository *repo, const char *gitdir, const struct edit *e, struct edit_result *r)
+round_once(struct edit_repo *er, const char *gitdir, const struct edit *e, struct edit_result *r)
 {
+	git_repository *repo = er->mem;
+	struct persist p;
+	pthread_t writer;
+	bool writing = false;
 	char ref[512];
 	git_commit *base = NULL, *head = NULL;
 	const git_commit *parents[1];
@@ -169,8 +392,9 @@ round_once(git_repository *repo, const char *gitdir, const struct edit *e, struc
 	bool hb, hh, fresh = false;
 	int rc = -1, vr;
 
+	memset(&p, 0, sizeof(p));
 	snprintf(ref, sizeof(ref), "refs/heads/%s", e->branch);
-	if (git_reference_name_to_id(&head_id, repo, ref) != 0) {
+	if (git_reference_name_to_id(&head_id, er->repo, ref) != 0) {
 		char onto[512];
 
 		/* A new proposal branch starts from the branch it proposes to change. */
@@ -179,7 +403,7 @@ round_once(git_repository *repo, const char *gitdir, const struct edit *e, struc
 			goto out;
 		}
 		snprintf(onto, sizeof(onto), "refs/heads/%s", e->onto);
-		if (git_reference_name_to_id(&head_id, repo, onto) != 0) {
+		if (git_reference_name_to_id(&head_id, er->repo, onto) != 0) {
 			rc = fail(r, onto);
 			goto out;
 		}
@@ -221,33 +445,30 @@ round_once(git_repository *repo, const char *gitdir, const struct edit *e, struc
 		rc = 0;
 		goto out;
 	}
-	{
-		git_tree_update up;
-
-		memset(&up, 0, sizeof(up));
-		up.path = e->path;
-		if (e->content != NULL) {
-			if (git_blob_create_from_buffer(&blob, repo, e->content, e->len) != 0) {
-				rc = fail(r, "writing the record");
-				goto out;
-			}
-			up.action = GIT_TREE_UPDATE_UPSERT;
-			git_oid_cpy(&up.id, &blob);
-			up.filemode = GIT_FILEMODE_BLOB;
-		} else {
-			if (!hh) {	/* nothing to delete: nothing to commit */
-				r->status = EDIT_NOT_FOUND;
-				rc = 0;
-				goto out;
-			}
-			up.action = GIT_TREE_UPDATE_REMOVE;
-		}
-		if (git_tree_create_updated(&tree_id, repo, head_tree, 1, &up) != 0 ||
-		    git_tree_lookup(&new_tree, repo, &tree_id) != 0) {
-			rc = fail(r, "building the tree");
-			goto out;
-		}
+	if (e->content != NULL &&
+	    git_blob_create_from_buffer(&blob, repo, e->content, e->len) != 0) {
+		rc = fail(r, "writing the record");
+		goto out;
 	}
+	if (e->content == NULL && !hh) {	/* nothing to delete: nothing to commit */
+		r->status = EDIT_NOT_FOUND;
+		rc = 0;
+		goto out;
+	}
+	if (tree_set(repo, head_tree, e->path, e->content != NULL ? &blob : NULL,
+	    &tree_id) != 0 || git_tree_lookup(&new_tree, repo, &tree_id) != 0) {
+		rc = fail(r, "building the tree");
+		goto out;
+	}
+	/* The trees and the blob to disk on a second thread while this one goes on. */
+	if (persist_gather(er, &tree_id, e->path, e->content != NULL ? &blob : NULL, &p) != 0) {
+		rc = fail(r, "reading the new objects");
+		goto out;
+	}
+	if (pthread_create(&writer, NULL, persist_main, &p) == 0)
+		writing = true;
+	else
+		persist_main(&p);
 	parents[0] = head;
 	if (git_signature_now(&author, e->author_name, e->author_email) != 0 ||
 	    git_signature_now(&committer, e->author_name, e->author_email) != 0 ||
@@ -256,8 +477,32 @@ round_once(git_repository *repo, const char *gitdir, const struct edit *e, struc
 		rc = fail(r, "creating the commit");
 		goto out;
 	}
-	if ((vr = validate(gitdir, &commit_id, e->cache, r)) != 0) {
+	/* validated from memory, then the commit joins the rest on disk */
+	vr = validate(repo, gitdir, &commit_id, e->cache, r);
+	if (writing) {
+		pthread_join(writer, NULL);
+		writing = false;
+	}
+	if (vr != 0) {
 		rc = vr < 0 ? -1 : 0;
+		goto out;
+	}
+	if (p.rc == 0) {	/* persist_gather left a slot */
+		git_odb *odb = NULL;
+
+		if (git_repository_odb(&odb, repo) != 0 ||
+		    git_odb_read(&p.obj[p.n], odb, &commit_id) != 0) {
+			git_odb_free(odb);
+			rc = fail(r, "reading the new commit");
+			goto out;
+		}
+		git_odb_free(odb);
+		p.rc = persist_one(er->loose, p.obj[p.n++], p.err, sizeof(p.err));
+	}
+	if (p.rc != 0) {
+		git_error_clear();
+		err_set("%s", p.err);
+		rc = fail(r, gitdir);
 		goto out;
 	}
 	{
@@ -266,10 +511,10 @@ round_once(git_repository *repo, const char *gitdir, const struct edit *e, struc
 
 		/* Move the branch only from the head this commit is built on. */
 		if (fresh)
-			gr = git_reference_create(&nref, repo, ref, &commit_id, 0, e->message);
+			gr = git_reference_create(&nref, er->repo, ref, &commit_id, 0, e->message);
 		else
-			gr = git_reference_create_matching(&nref, repo, ref, &commit_id, 1, &head_id,
-			    e->message);
+			gr = git_reference_create_matching(&nref, er->repo, ref, &commit_id, 1,
+			    &head_id, e->message);
 		git_reference_free(nref);
 		if (gr == GIT_EMODIFIED || gr == GIT_ELOCKED || gr == GIT_EEXISTS) {
 			rc = 1;
@@ -284,6 +529,11 @@ round_once(git_repository *repo, const char *gitdir, const struct edit *e, struc
 	r->status = EDIT_OK;
 	rc = 0;
 out:
+	if (writing)
+		pthread_join(writer, NULL);
+	persist_free(&p);
+	/* what was kept is on disk now; what was refused goes */
+	git_mempack_reset(er->pack);
 	git_signature_free(author);
 	git_signature_free(committer);
 	git_tree_free(new_tree);
@@ -296,12 +546,12 @@ out:
 int
 edit_apply(const char *gitdir, const struct edit *e, struct edit_result *r)
 {
-	git_repository *repo = NULL;
+	struct edit_repo *repo = NULL;
 	int rc = -1;
 
 	memset(r, 0, sizeof(*r));
 	git_libgit2_init();
-	if (e->repo == NULL && git_repository_open_bare(&repo, gitdir) != 0) {
+	if (e->repo == NULL && edit_repo_open(&repo, gitdir) != 0) {
 		fail(r, gitdir);
 		goto out;
 	}
@@ -322,7 +572,7 @@ edit_apply(const char *gitdir, const struct edit *e, struct edit_result *r)
 	}
 out:
 	if (repo != e->repo)
-		git_repository_free(repo);
+		edit_repo_free(repo);
 	git_libgit2_shutdown();
 	return rc;
 }

@@ -37,11 +37,23 @@ struct edit {
 	 */
 	struct fleet	**cache;
 	/*
-	 * May be NULL: gitdir opened by the caller and kept between its edits, so libgit2's
-	 * object cache still holds the trees the last edit parsed. One thread at a time.
+	 * May be NULL: gitdir opened by the caller with edit_repo_open() and kept between its
+	 * edits, so libgit2's object cache still holds the trees the last edit parsed. One
+	 * thread at a time.
 	 */
-	struct git_repository *repo;
+	struct edit_repo *repo;
 };
+
+/*
+ * A repository opened for edits. An edit's new objects (the record, the trees on its path,
+ * the commit) are written to memory first (libgit2's mempack) and validated from there
+ * while a second thread writes them to disk as loose objects; the branch moves once both
+ * are done, so a ref never names an object that is not on disk, and a refused edit writes
+ * nothing. <0 with git_error_last().
+ */
+struct edit_repo;
+int	 edit_repo_open(struct edit_repo **out, const char *gitdir);
+void	 edit_repo_free(struct edit_repo *);
 
 enum edit_status {
 	EDIT_OK,		/* committed: rev is the new head */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <git2.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,28 +32,41 @@ struct source {
 	git_repository		*repo;
 	git_tree		*tree;
 	git_oid			*oids;		/* parallel to v, for git sources */
+	bool			 borrowed;	/* repo is the caller's (source_open_repo) */
 	char			 rev[GIT_OID_HEXSZ + 1];
 };
 
-enum { BUF_MALLOC = 1, BUF_BLOB = 2 };
+enum { BUF_MALLOC = 1, BUF_BLOB = 2, BUF_ODB = 3 };
+
+/* Room for want entries. */
+static int
+reserve(struct source *s, size_t want)
+{
+	size_t cap = s->cap ? s->cap : 64;
+	struct source_entry *nv;
+
+	if (want <= s->cap)
+		return 0;
+	while (cap < want)
+		cap *= 2;
+	if ((nv = realloc(s->v, cap * sizeof(*nv))) == NULL)
+		return ERR_NOMEM;
+	s->v = nv;
+	if (s->repo != NULL) {
+		git_oid *no = realloc(s->oids, cap * sizeof(*no));
+		if (no == NULL)
+			return ERR_NOMEM;
+		s->oids = no;
+	}
+	s->cap = cap;
+	return 0;
+}
 
 static int
 add_entry(struct source *s, const char *rel, enum source_kind kind, size_t size)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct source_entry *nv = realloc(s->v, cap * sizeof(*nv));
-		if (nv == NULL)
-			return ERR_NOMEM;
-		s->v = nv;
-		if (s->repo != NULL) {
-			git_oid *no = realloc(s->oids, cap * sizeof(*no));
-			if (no == NULL)
-				return ERR_NOMEM;
-			s->oids = no;
-		}
-		s->cap = cap;
-	}
+	if (s->n == s->cap && reserve(s, s->n + 1) != 0)
+		return ERR_NOMEM;
 	if ((s->v[s->n].rel = strdup(rel)) == NULL)
 		return ERR_NOMEM;
 	s->v[s->n].kind = kind;
@@ -74,6 +88,12 @@ sort_git_entries(struct source *s)
 	size_t i;
 
 	if (s->n < 2)
+		return 0;
+	/* usually in order already: git sorts a folder's names bytewise, as we do */
+	for (i = 1; i < s->n; i++)
+		if (strcmp(s->v[i - 1].rel, s->v[i].rel) > 0)
+			break;
+	if (i == s->n)
 		return 0;
 	if ((tmp = malloc(s->n * sizeof(*tmp))) == NULL)
 		return ERR_NOMEM;
@@ -104,7 +124,7 @@ source_free(struct source *s)
 	free(s->root);
 	free(s->gitdir);
 	git_tree_free(s->tree);
-	if (s->repo != NULL) {
+	if (s->repo != NULL && !s->borrowed) {
 		git_repository_free(s->repo);
 		git_libgit2_shutdown();
 	}
@@ -268,34 +288,15 @@ add_quarantine(git_repository *repo)
 	return rc;
 }
 
-int
-source_open_git(struct source **out, const char *gitdir, const char *rev)
+/* List rev's fleet files from s->repo. */
+static int
+list_git(struct source *s, const char *gitdir, const char *rev)
 {
-	struct source *s;
 	git_object *obj = NULL;
 	const git_tree_entry *te;
 	size_t i, j;
 	int rc;
 
-	*out = NULL;
-	if ((s = calloc(1, sizeof(*s))) == NULL || (s->root = strdup("")) == NULL ||
-	    (s->gitdir = strdup(gitdir)) == NULL) {
-		if (s != NULL)
-			free(s->root);
-		free(s);
-		return ERR_NOMEM;
-	}
-	git_libgit2_init();
-	if (git_repository_open_ext(&s->repo, gitdir, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0) {
-		rc = git_fail(gitdir);
-		git_libgit2_shutdown();
-		free(s->root);
-		free(s->gitdir);
-		free(s);
-		return rc;
-	}
-	if ((rc = add_quarantine(s->repo)) != 0)
-		goto fail;
 	if (git_revparse_single(&obj, s->repo, rev) != 0) {
 		rc = git_fail(rev);
 		goto fail;
@@ -327,6 +328,8 @@ source_open_git(struct source **out, const char *gitdir, const char *rev)
 	for (i = 0; subdirs[i] != NULL; i++) {
 		git_tree *sub = NULL;
 		char rel[4096];
+		const char *name;
+		size_t dlen, nlen;
 
 		te = git_tree_entry_byname(s->tree, subdirs[i]);
 		if (te == NULL || git_tree_entry_type(te) != GIT_OBJECT_TREE)
@@ -335,6 +338,13 @@ source_open_git(struct source **out, const char *gitdir, const char *rev)
 			rc = git_fail(subdirs[i]);
 			goto fail;
 		}
+		if ((rc = reserve(s, s->n + git_tree_entrycount(sub))) != 0) {
+			git_tree_free(sub);
+			goto fail;
+		}
+		dlen = strlen(subdirs[i]);
+		memcpy(rel, subdirs[i], dlen);
+		rel[dlen] = '/';
 		for (j = 0; j < git_tree_entrycount(sub); j++) {
 			const git_tree_entry *e = git_tree_entry_byindex(sub, j);
 			enum source_kind kind = SRC_OTHER;
@@ -344,7 +354,11 @@ source_open_git(struct source **out, const char *gitdir, const char *rev)
 			else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB &&
 			    git_tree_entry_filemode(e) != GIT_FILEMODE_LINK)
 				kind = SRC_FILE;
-			snprintf(rel, sizeof(rel), "%s/%s", subdirs[i], git_tree_entry_name(e));
+			name = git_tree_entry_name(e);
+			if ((nlen = strlen(name)) >= sizeof(rel) - dlen - 1)
+				nlen = sizeof(rel) - dlen - 2;	/* git allows no such name anyway */
+			memcpy(rel + dlen + 1, name, nlen);
+			rel[dlen + 1 + nlen] = '\0';
 			if ((rc = add_entry(s, rel, kind, 0)) != 0) {
 				git_tree_free(sub);
 				goto fail;
@@ -354,14 +368,70 @@ source_open_git(struct source **out, const char *gitdir, const char *rev)
 		git_tree_free(sub);
 	}
 	/* Tree entries are already in git's order; sort by path like a folder listing. */
-	if ((rc = sort_git_entries(s)) != 0)
-		goto fail;
-	*out = s;
-	return 0;
+	rc = sort_git_entries(s);
 fail:
 	git_object_free(obj);
-	source_free(s);
 	return rc;
+}
+
+static struct source *
+source_new(const char *gitdir)
+{
+	struct source *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->root = strdup("")) == NULL ||
+	    (s->gitdir = strdup(gitdir)) == NULL) {
+		if (s != NULL)
+			free(s->root);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+int
+source_open_git(struct source **out, const char *gitdir, const char *rev)
+{
+	struct source *s;
+	int rc;
+
+	*out = NULL;
+	if ((s = source_new(gitdir)) == NULL)
+		return ERR_NOMEM;
+	git_libgit2_init();
+	if (git_repository_open_ext(&s->repo, gitdir, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0) {
+		rc = git_fail(gitdir);
+		git_libgit2_shutdown();
+		free(s->root);
+		free(s->gitdir);
+		free(s);
+		return rc;
+	}
+	if ((rc = add_quarantine(s->repo)) != 0 || (rc = list_git(s, gitdir, rev)) != 0) {
+		source_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+int
+source_open_repo(struct source **out, git_repository *repo, const char *gitdir, const char *rev)
+{
+	struct source *s;
+	int rc;
+
+	*out = NULL;
+	if ((s = source_new(gitdir)) == NULL)
+		return ERR_NOMEM;
+	s->repo = repo;
+	s->borrowed = true;
+	if ((rc = list_git(s, gitdir, rev)) != 0) {
+		source_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
 }
 
 size_t
@@ -449,7 +519,16 @@ source_reader_open(struct source_reader **out, struct source *s)
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return ERR_NOMEM;
 	r->src = s;
-	if (s->repo != NULL) {
+	if (s->borrowed) {
+		/* the caller's repository, maybe with objects only in memory (edit.c's
+		 * mempack): read through its object database, which is thread-safe */
+		if (git_repository_odb(&r->odb, s->repo) != 0) {
+			int rc = git_fail(s->gitdir);
+
+			free(r);
+			return rc;
+		}
+	} else if (s->repo != NULL) {
 		git_libgit2_init();
 		int rc;
 
@@ -473,8 +552,8 @@ source_reader_free(struct source_reader *r)
 {
 	if (r == NULL)
 		return;
-	if (r->src->repo != NULL) {
-		git_odb_free(r->odb);
+	git_odb_free(r->odb);
+	if (r->repo != NULL) {
 		git_repository_free(r->repo);
 		git_libgit2_shutdown();
 	}
@@ -514,6 +593,17 @@ source_read(struct source_reader *r, size_t i, struct source_buf *out)
 			out->len = len;
 			return ERR_TOOBIG;
 		}
+		if (r->repo == NULL) {
+			git_odb_object *obj = NULL;
+
+			if (git_odb_read(&obj, r->odb, &s->oids[i]) != 0)
+				return git_fail(s->v[i].rel);
+			out->len = git_odb_object_size(obj);
+			out->data = git_odb_object_data(obj);
+			out->owner = obj;
+			out->owner_kind = BUF_ODB;
+			return 0;
+		}
 		if (git_blob_lookup(&blob, r->repo, &s->oids[i]) != 0)
 			return git_fail(s->v[i].rel);
 		out->len = (size_t)git_blob_rawsize(blob);
@@ -531,5 +621,7 @@ source_buf_release(struct source_buf *b)
 		free(b->owner);
 	else if (b->owner_kind == BUF_BLOB)
 		git_blob_free(b->owner);
+	else if (b->owner_kind == BUF_ODB)
+		git_odb_object_free(b->owner);
 	memset(b, 0, sizeof(*b));
 }

@@ -36,6 +36,13 @@ struct source_buf {
 int	 source_open_dir(struct source **out, const char *path);
 /* gitdir: a bare repository or a work tree; rev: anything git rev-parse takes. */
 int	 source_open_git(struct source **out, const char *gitdir, const char *rev);
+/*
+ * The same from a repository the caller has open (and keeps open longer than the source):
+ * the trees read stay in that repository's object cache for its next use.
+ */
+struct git_repository;
+int	 source_open_repo(struct source **out, struct git_repository *repo, const char *gitdir,
+	    const char *rev);
 void	 source_free(struct source *);
 size_t	 source_count(const struct source *);
 const struct source_entry *source_entry(const struct source *, size_t i);
