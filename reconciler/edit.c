@@ -532,7 +532,7 @@ out:
 	if (writing)
 		pthread_join(writer, NULL);
 	persist_free(&p);
-	/* what was kept is on disk now; what was refused goes */
+	/* what was kept is on disk now; a refused commit goes with the rest */
 	git_mempack_reset(er->pack);
 	git_signature_free(author);
 	git_signature_free(committer);

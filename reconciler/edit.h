@@ -47,9 +47,10 @@ struct edit {
 /*
  * A repository opened for edits. An edit's new objects (the record, the trees on its path,
  * the commit) are written to memory first (libgit2's mempack) and validated from there
- * while a second thread writes them to disk as loose objects; the branch moves once both
- * are done, so a ref never names an object that is not on disk, and a refused edit writes
- * nothing. <0 with git_error_last().
+ * while a second thread writes the record and trees to disk as loose objects; the commit
+ * follows once both are done and the branch moves after it, so a ref never names an
+ * object that is not on disk, and a refused edit never writes its commit. <0 with
+ * git_error_last().
  */
 struct edit_repo;
 int	 edit_repo_open(struct edit_repo **out, const char *gitdir);
