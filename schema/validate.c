@@ -968,6 +968,20 @@ index_drop(struct uindex *ix, const struct user *u)
 	}
 }
 
+/* ix becomes f's index: the one the next incremental load's validation starts from. */
+static void
+index_keep(struct fleet *f, struct uindex *ix, size_t admins, const struct pool *p)
+{
+	if (f->nusers > 0)	/* an empty list may have no array */
+		memcpy(ix->users, f->users, f->nusers * sizeof(*ix->users));
+	ix->nusers = f->nusers;
+	ix->admins = admins;
+	ix->pool = *p;
+	ix->refs = 1;
+	fleet_uindex_unref(f->uidx);
+	f->uidx = ix;
+}
+
 static bool
 same_name(struct user **v, size_t n, size_t i, size_t j)
 {
@@ -1051,16 +1065,10 @@ check_users_since(struct ctx *c, const struct pool *p)
 			goto out;
 	if (diag_since(c->d, &mark) || !index_add(ix, &r))
 		goto out;
-	ix->admins += admins;
-	if (f->preset == PRESET_PERSONAL && f->eff.known && ix->admins > 1)
+	admins += ix->admins;
+	if (f->preset == PRESET_PERSONAL && f->eff.known && admins > 1)
 		goto out;	/* the warning names the second admin: the full check finds it */
-	if (f->nusers > 0)	/* an empty list may have no array */
-		memcpy(ix->users, f->users, f->nusers * sizeof(*ix->users));
-	ix->nusers = f->nusers;
-	ix->pool = *p;
-	ix->refs = 1;
-	fleet_uindex_unref(f->uidx);
-	f->uidx = ix;
+	index_keep(f, ix, admins, p);
 	f->users_checked = nadded;
 	ix = NULL;
 	ok = true;
@@ -1108,17 +1116,8 @@ check_users(struct ctx *c, const struct pool *p)
 	if (ix == NULL) {
 		report_dups(c, r.keys, r.nkeys, "public key");
 		report_dups(c, r.addrs, r.naddrs, "tunnel address");
-	} else {
-		if (f->nusers > 0)	/* an empty list may have no array */
-		if (f->nusers > 0)
-			memcpy(ix->users, f->users, f->nusers * sizeof(*ix->users));
-		ix->nusers = f->nusers;
-		ix->admins = admins;
-		ix->pool = *p;
-		ix->refs = 1;
-		fleet_uindex_unref(f->uidx);
-		f->uidx = ix;
-	}
+	} else
+		index_keep(f, ix, admins, p);
 tail:
 	if (p->ok && f->ndevices > (size_t)p->size - 2)
 		diag_err(c->d, f->network.tunnel_pool.v ? f->network.tunnel_pool.at : f->at,
