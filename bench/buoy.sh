@@ -70,11 +70,26 @@ apply() { # args: extra ctl_push args; the caller bumps $serial (not in a subshe
 ms() { echo "($2 - $1) / 1000000" | bc -l; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 count_peers() { ip netns exec "$NS" wg show "$IF" peers | wc -l; }
+# Wait until wireguard-go is idle (its CPU ticks still for 300 ms, at most 10 s): the
+# teardown of the emptied peers (goroutines, Go's GC) must not land inside the next timing.
+settle() {
+	local wpid t0 t1 n
+	wpid=$(pgrep -f "wireguard-go.* $IF\$" | head -1)
+	[ -n "$wpid" ] || return 0
+	t0=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
+	for n in $(seq 33); do
+		sleep 0.3
+		t1=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
+		[ "$t1" = "$t0" ] && return 0
+		t0=$t1
+	done
+}
 
 serial=$((serial + 1)); apply >/dev/null	# brings the interface up (empty)
 : >"$tmp/buoy.ms"; : >"$tmp/wg.ms"; : >"$tmp/inner.ms"; : >"$tmp/ratio"
 run_buoy() {
 	serial=$((serial + 1)); apply >/dev/null		# empty
+	settle
 	serial=$((serial + 1))
 	t0=$(date +%s%N)
 	out=$(apply --peers-file "$tmp/peers")
@@ -87,6 +102,7 @@ run_buoy() {
 }
 run_wg() {
 	ip netns exec "$NS" wg syncconf "$IF" "$tmp/empty.conf"	# empty
+	settle
 	t0=$(date +%s%N)
 	ip netns exec "$NS" wg syncconf "$IF" "$tmp/wg.conf"
 	t1=$(date +%s%N)

@@ -9,6 +9,8 @@
 #   - one device added with git push: from push returning until converged;
 #   - cox's peak RSS (VmHWM).
 #   bench/scale.sh        (BUILD=build NODES=1000 DEVICES=100000 ADDS=5)
+#   COX_WRAP="heaptrack -o FILE" bench/scale.sh   runs cox under a profiler (the RSS
+#   figures are then the wrapper's, not cox's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=$(realpath "${BUILD:-build}")
@@ -51,7 +53,7 @@ done
 echo "scale: $i buoys up in $(( $(date +%s) - t )) s" >&2
 sleep 2
 t0=$(date +%s%N)
-"$BUILD/cox" run "$S" --poll 30 >"$tmp/cox.log" 2>&1 &
+${COX_WRAP:-} "$BUILD/cox" run "$S" --poll 30 >"$tmp/cox.log" 2>&1 &
 cox=$!
 pids+=($cox)
 at=

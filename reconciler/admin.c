@@ -443,7 +443,7 @@ node_row_json(struct admin *a, const char *name)
 
 		if (c == 0) {
 			static const char *const phase[] = { "idle", "check", "push", "synced",
-			    "retry" };
+			    "retry", "wait" };
 			bool drift = n->want != NULL && (!n->have_report ||
 			    memcmp(n->db.content_hash, n->want->content_hash, 32) != 0 ||
 			    !n->db.have_applied);

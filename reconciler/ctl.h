@@ -9,6 +9,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sys/queue.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -95,6 +96,7 @@ enum cnode_phase {
 	CN_PUSH,	/* an ApplyConfig is in flight */
 	CN_SYNCED,	/* the node runs the desired content */
 	CN_RETRY,	/* waiting out a backoff after a failure */
+	CN_WAIT,	/* a push waiting for room under the push budget (push.c) */
 };
 
 struct cnode {
@@ -117,6 +119,10 @@ struct cnode {
 	char			 push_rev[STATE_REV_MAX];
 	uint8_t			 push_hash[32], push_content[32];
 	int64_t			 push_started;
+	size_t			 push_len;	/* its bytes counted in ctl.push_bytes */
+	struct push_ctx		*push_ctx;	/* the push_call's argument */
+	bool			 waiting, may_push;
+	TAILQ_ENTRY(cnode)	 wait_link;	/* in ctl.push_wait while waiting */
 	unsigned		 fails;
 	struct event		*ev_retry, *ev_watch;
 	int			 missed;
@@ -203,6 +209,9 @@ struct ctl {
 	bool			 converged;
 	/* counters for the log and status */
 	uint64_t		 pushes_ok, pushes_failed;
+	/* request bytes of the ApplyConfigs in flight, and the pushes waiting for room */
+	size_t			 push_bytes, push_budget;
+	TAILQ_HEAD(, cnode)	 push_wait;
 };
 
 void	 ctl_flush_later(struct ctl *);

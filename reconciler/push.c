@@ -271,6 +271,72 @@ start_status(struct cnode *n, bool poll)
 	return 0;
 }
 
+/* ---- the push budget ---- */
+
+/*
+ * The push budget. Every ApplyConfig in flight holds its whole request in the gRPC
+ * layer's buffers until it is sent: 1,000 nodes of ~150 KB each pushed at once is
+ * 150 MB. A push starts only while the requests in flight total at most ctl.push_budget
+ * bytes (`cox run --push-budget`, 16 MiB by default; one push always may, however big);
+ * the others wait their turn in order (CN_WAIT) and start as earlier ones finish. A slow
+ * node holds only its own share until its answer or its deadline, so one slow node never
+ * holds up the rest.
+ */
+
+static void
+budget_take(struct cnode *n, size_t len)
+{
+	n->push_len = len;
+	n->ctl->push_bytes += len;
+}
+
+static void
+budget_wait(struct cnode *n)
+{
+	if (!n->waiting) {
+		TAILQ_INSERT_TAIL(&n->ctl->push_wait, n, wait_link);
+		n->waiting = true;
+	}
+	n->phase = CN_WAIT;
+}
+
+static void
+budget_unwait(struct cnode *n)
+{
+	if (n->waiting) {
+		TAILQ_REMOVE(&n->ctl->push_wait, n, wait_link);
+		n->waiting = false;
+	}
+}
+
+static bool
+budget_room(const struct ctl *c, size_t len)
+{
+	return c->push_bytes == 0 || c->push_bytes + len <= c->push_budget;
+}
+
+/* A push ended (answered, failed, cancelled): its share goes back... */
+static void
+budget_give(struct cnode *n)
+{
+	n->ctl->push_bytes -= n->push_len;
+	n->push_len = 0;
+}
+
+/* ... and to the waiting ones, in order, as far as it goes. */
+static void
+budget_wake(struct ctl *c)
+{
+	struct cnode *w;
+
+	while ((w = TAILQ_FIRST(&c->push_wait)) != NULL &&
+	    budget_room(c, w->want != NULL ? w->want->len : 0)) {
+		budget_unwait(w);
+		w->may_push = true;
+		kick(w);
+	}
+}
+
 /* ---- ApplyConfig ---- */
 
 struct push_ctx {
@@ -288,16 +354,32 @@ push_msg(void *arg, const uint8_t *msg, size_t len)
 		pc->resp = pharos__v1__apply_config_response__unpack(NULL, len, msg);
 }
 
+static void	push_finish(struct cnode *, Pharos__V1__ApplyConfigResponse *, int,
+		    const char *);
+
+/* The answer is logged before the next waiting push starts. */
 static void
 push_done(void *arg, int status, const char *message)
 {
 	struct push_ctx *pc = arg;
 	struct cnode *n = pc->n;
+	struct ctl *c = n->ctl;
 	Pharos__V1__ApplyConfigResponse *r = pc->resp;
-	double ms = (double)(clock_mono_nanos() - n->push_started) / 1e6;
 
 	free(pc);
+	n->push_ctx = NULL;
 	n->push_call = NULL;
+	budget_give(n);
+	push_finish(n, r, status, message);
+	budget_wake(c);
+}
+
+static void
+push_finish(struct cnode *n, Pharos__V1__ApplyConfigResponse *r, int status,
+    const char *message)
+{
+	double ms = (double)(clock_mono_nanos() - n->push_started) / 1e6;
+
 	if (gone(n)) {
 		if (r != NULL)
 			pharos__v1__apply_config_response__free_unpacked(r, NULL);
@@ -393,13 +475,16 @@ start_push(struct cnode *n)
 	n->push_serial = serial;
 	n->push_started = clock_mono_nanos();
 	pc->n = n;
+	n->push_ctx = pc;
 	n->phase = CN_PUSH;
 	n->push_call = grpc_channel_call(n->ch, RPC("ApplyConfig"), buf, len, PUSH_TIMEOUT_MS,
 	    GRPC_CALL_WAIT_FOR_READY, push_msg, push_done, pc);
 	if (n->push_call == NULL) {
 		free(pc);
+		n->push_ctx = NULL;
 		goto fail;
 	}
+	budget_take(n, len);
 	log_debug("node=%s push=start rev=%s serial=%llu bytes=%zu", n->name,
 	    short_rev(n->want_rev), (unsigned long long)serial, cfglen);
 	free(cfg);
@@ -418,10 +503,13 @@ fail:
 static void
 kick(struct cnode *n)
 {
-	if (gone(n))
-		return;
-	if (n->want == NULL) {
-		n->phase = CN_IDLE;
+	bool may = n->may_push;
+
+	n->may_push = false;
+	if (gone(n) || n->want == NULL) {
+		budget_unwait(n);
+		if (!gone(n))
+			n->phase = CN_IDLE;
 		return;
 	}
 	if (n->push_call != NULL || n->status_call != NULL)
@@ -429,6 +517,7 @@ kick(struct cnode *n)
 	if (n->phase == CN_RETRY && evtimer_pending(n->ev_retry, NULL))
 		return;
 	if (!n->have_report || n->need_check) {
+		budget_unwait(n);
 		n->phase = CN_CHECK;
 		if (start_status(n, false) != 0) {
 			n->fails++;
@@ -437,6 +526,7 @@ kick(struct cnode *n)
 		return;
 	}
 	if (in_sync(n)) {
+		budget_unwait(n);
 		n->fails = 0;
 		if (n->phase != CN_SYNCED || strcmp(n->db.applied_rev, n->want_rev) != 0) {
 			/* Same content at a newer revision: confirmed without a push. */
@@ -451,6 +541,10 @@ kick(struct cnode *n)
 		clear_error(n);
 		n->phase = CN_SYNCED;
 		ctl_node_synced(n->ctl);
+		return;
+	}
+	if (!may && (!TAILQ_EMPTY(&n->ctl->push_wait) || !budget_room(n->ctl, n->want->len))) {
+		budget_wait(n);
 		return;
 	}
 	start_push(n);
@@ -756,8 +850,12 @@ cnode_want(struct cnode *n, const struct desired_node *want, const char *rev)
 	}
 	if (n->push_call != NULL && memcmp(n->push_content, want->content_hash, 32) != 0) {
 		/* In flight for an older revision: abandon it; the next serial supersedes it. */
-		grpc_ccall_cancel(n->push_call);
+		grpc_ccall_cancel(n->push_call);	/* quiet: push_done does not run */
 		n->push_call = NULL;
+		free(n->push_ctx);
+		n->push_ctx = NULL;
+		budget_give(n);
+		budget_wake(n->ctl);
 		n->need_check = true;
 	}
 	kick(n);
@@ -788,6 +886,7 @@ cnode_free(struct cnode *n)
 	/* grpc_channel_free() runs the outstanding calls' done callbacks (CANCELLED). */
 	n->dead = true;
 	n->want = NULL;
+	budget_unwait(n);
 	if (n->ch != NULL)
 		grpc_channel_free(n->ch);
 	if (n->ev_retry != NULL)

@@ -450,6 +450,8 @@ usage(FILE *f)
 	    "  --fetch-interval SECONDS  with a remote \"upstream\" in DIR/fleet.git (a fleet\n"
 	    "                     hosted on a git forge): fetch its branch this often, ±10%%\n"
 	    "                     jitter (default 60); https, ssh (the controller's key), file\n"
+	    "  --push-budget BYTES  ApplyConfig request bytes in flight at once; the other\n"
+	    "                     pushes wait their turn (default 16777216; one push always may)\n"
 	    "  --log-level LEVEL  debug, info (default), warn, error\n"
 	    "  --help, --version\n");
 }
@@ -560,11 +562,15 @@ cmd_run(int argc, char **argv)
 		{ "sweep", required_argument, NULL, 's' },
 		{ "fetch-interval", required_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "push-budget", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ctl c = { .ino_fd = -1, .poll_ms = 5000, .fetch_ms = 60000 };
+	struct ctl c = { .ino_fd = -1, .poll_ms = 5000, .fetch_ms = 60000,
+	    .push_budget = 16u << 20 };
+	char *end;
+	unsigned long long ull;
 	enum log_level level = LOG_INFO;
 	struct timeval tick = { 1, 0 };
 	const char *admin = "127.0.0.1:8440";
@@ -572,6 +578,7 @@ cmd_run(int argc, char **argv)
 	double v;
 	int ch, rc = COX_FAIL;
 
+	TAILQ_INIT(&c.push_wait);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -596,6 +603,17 @@ cmd_run(int argc, char **argv)
 				c.sweep_override_ms = (unsigned)(v * 1000);
 			else
 				c.fetch_ms = (unsigned)(v * 1000);
+			break;
+		case 'b':
+			errno = 0;
+			ull = strtoull(optarg, &end, 10);
+			if (errno != 0 || end == optarg || *end != '\0' || ull == 0 ||
+			    optarg[0] == '-' || ull > SIZE_MAX / 2) {
+				fprintf(stderr, "cox run: --push-budget needs a positive number of "
+				    "bytes\n");
+				return COX_USAGE;
+			}
+			c.push_budget = (size_t)ull;
 			break;
 		case 'l':
 			if (parse_level(optarg, &level) != 0) {

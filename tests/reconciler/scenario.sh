@@ -4,7 +4,8 @@
 # cox end to end, on a real fleet in network namespaces (tests/lib/netfleet.sh): the four
 # nodes of fleet.example run buoy + wireguard-go, cox drives them, a client namespace runs
 # wireguard-go as a device; the fleet changes through the real git CLI.
-#   - initial convergence; a device added with git push -> the entry node gets the peer,
+#   - initial convergence under a one-byte push budget (one push in flight at a time);
+#     a device added with git push -> the entry node gets the peer,
 #     a real handshake and ping
 #   - an invalid revision written straight to the ref (no hook) -> nothing pushed, status
 #     shows the errors; a valid push afterwards is applied
@@ -40,8 +41,15 @@ waw-1")
 	nf_node "$name" "$i" || { nok "node $name"; exit 1; }
 done
 ok "four buoys enrolled with cox nodes add and running"
-nf_cox --poll 0.5 --sweep 1
+# The first run pushes under a one-byte budget: one ApplyConfig in flight at a time.
+nf_cox --poll 0.5 --sweep 1 --push-budget 1 --log-level debug
 check "initial convergence: every node in sync within 30 s" nf_wait_converged 30
+one_at_a_time() {
+	awk '/push=start/ { if (++n > max) max = n; s++ } /push=(ok|failed)/ { n-- }
+	    END { printf "# %d pushes started, at most %d in flight\n", s, max
+	    exit !(s >= 4 && max == 1) }' "$log"
+}
+check "--push-budget 1: the four initial pushes went one at a time" one_at_a_time
 check "cox status: 4 nodes in sync" grep -q "4 nodes: 4 in sync, 0 not" "$NF_DIR/status.out"
 check "cox listens on nothing but its loopback admin port" bash -c "! ip netns exec $NF_CTL ss -Hltn | awk '{print \$4}' | grep -qv '^127\.0\.0\.1:8440\$'"
 
