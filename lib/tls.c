@@ -642,7 +642,7 @@ tls_ctx_new(enum tls_side side, const struct tls_config *cfg)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	/*
 	 * An idle connection gives its 2 x ~17 KB record buffers back: a controller holds one
-	 * connection per node (1,000 nodes: ~34 MB of buffers otherwise; DESIGN §6).
+	 * connection per node (1,000 nodes: ~34 MB of buffers otherwise; DESIGN §9).
 	 */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 

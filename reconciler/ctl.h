@@ -7,9 +7,10 @@
 #ifndef PHAROS_CTL_H
 #define PHAROS_CTL_H
 
+#include <sys/queue.h>
+
 #include <limits.h>
 #include <pthread.h>
-#include <sys/queue.h>
 #include <stdbool.h>
 #include <stdint.h>
 
