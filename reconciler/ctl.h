@@ -78,6 +78,7 @@ struct loader {
 	struct ipam	*ipam;
 	char		 ipam_pool[128];
 	struct fleet	*prev;		/* the last fleet read: fleet_load_reuse() */
+	struct desired	*prev_ds;	/* the last configs built: desired_build_from() */
 };
 
 int	 loader_start(struct loader *, struct ctl *);

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,17 +114,64 @@ struct block {
 	uint32_t	 npeers, nusers;
 };
 
+/*
+ * Packed bytes (a node's own part, a client block) carry a reference count in front, so a
+ * build can share the bytes of the previous build that came out the same: a one-device
+ * push then costs the memory of what changed, not of a second fleet of configs beside the
+ * first (DESIGN §8). The counts are atomic: the loader thread builds from a desired the
+ * loop may be freeing.
+ */
+union shared {
+	size_t		refs;
+	max_align_t	align;
+};
+
+static uint8_t *
+sh_alloc(size_t len)
+{
+	union shared *h = malloc(sizeof(*h) + (len ? len : 1));
+
+	if (h == NULL)
+		return NULL;
+	h->refs = 1;
+	return (uint8_t *)(h + 1);
+}
+
+static uint8_t *
+sh_ref(uint8_t *p)
+{
+	__atomic_add_fetch(&((union shared *)(void *)p - 1)->refs, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+static void
+sh_unref(uint8_t *p)
+{
+	union shared *h;
+
+	if (p == NULL)
+		return;
+	h = (union shared *)(void *)p - 1;
+	if (__atomic_sub_fetch(&h->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(h);
+}
+
 struct priv {
+	size_t		  refs;		/* desired_ref(); atomic */
 	uint8_t		**blocks;
+	size_t		 *block_len;
 	size_t		  nblocks;
+	uint64_t	 *name_key;	/* per node: SipHash of its name (ctx.hrw) */
 };
 
 struct ctx {
 	const struct fleet	*f;
+	const struct desired	*prev;		/* share its bytes where ours come out equal */
 	struct ipam		*ipam;
 	desired_key_fn		 keys;
 	void			*keys_arg;
 	struct arena		*a;
+	struct arena		*da;	/* devices' encodings: gone once the blocks are packed */
 	struct nd		*nodes;
 	size_t			 nn;
 	struct rrule		*rules;
@@ -591,7 +639,7 @@ encode_dev(struct ctx *c, struct dev *d, const char *uuid, const char *email)
 	for (i = 0; i < d->naip; i++)
 		in += ld_len(strlen(d->aip[i]));
 	d->peer_len = (uint32_t)ld_len(in);
-	if ((d->peer = p = arena_alloc(c->a, d->peer_len)) == NULL)
+	if ((d->peer = p = arena_alloc(c->da, d->peer_len)) == NULL)
 		return nomem();
 	*p++ = 9 << 3 | 2;
 	p = put_varint(p, in);
@@ -601,7 +649,7 @@ encode_dev(struct ctx *c, struct dev *d, const char *uuid, const char *email)
 	ul = strlen(uuid);
 	in = ld_len(ul) + ld_len(el);
 	d->vless_len = (uint32_t)ld_len(in);
-	if ((d->vless = p = arena_alloc(c->a, d->vless_len)) == NULL)
+	if ((d->vless = p = arena_alloc(c->da, d->vless_len)) == NULL)
 		return nomem();
 	*p++ = 11 << 3 | 2;
 	p = put_varint(p, in);
@@ -676,7 +724,7 @@ setup_devices(struct ctx *c)
 			rc = ERR_LIB;
 			goto out;
 		}
-		if ((email = cat(c->a, f->users[d->user]->name, "/", d->name, "@", fid)) == NULL)
+		if ((email = cat(c->da, f->users[d->user]->name, "/", d->name, "@", fid)) == NULL)
 			goto oom;
 		if ((rc = encode_dev(c, d, uuid, email)) != 0)
 			goto out;
@@ -852,7 +900,7 @@ pack_block(struct ctx *c, struct block *b)
 		}
 	}
 	b->len = len;
-	if ((b->bytes = p = malloc(len ? len : 1)) == NULL ||
+	if ((b->bytes = p = sh_alloc(len)) == NULL ||
 	    (xray && n > 0 && (ev = malloc(n * sizeof(*ev))) == NULL)) {
 		if (owned)
 			free(dv);
@@ -885,6 +933,21 @@ pack_block(struct ctx *c, struct block *b)
 	return 0;
 }
 
+/* The previous build's block with the same bytes, if any, replaces b's. */
+static void
+share_block(struct ctx *c, struct block *b)
+{
+	const struct priv *pv = c->prev != NULL ? c->prev->priv : NULL;
+	size_t i;
+
+	for (i = 0; pv != NULL && i < pv->nblocks; i++)
+		if (pv->block_len[i] == b->len && memcmp(pv->blocks[i], b->bytes, b->len) == 0) {
+			sh_unref(b->bytes);
+			b->bytes = sh_ref(pv->blocks[i]);
+			return;
+		}
+}
+
 static int
 setup_blocks(struct ctx *c)
 {
@@ -912,12 +975,13 @@ setup_blocks(struct ctx *c)
 				    memcmp(c->blocks[j].bytes, b->bytes, b->len) == 0)
 					break;
 			if (j < k) {
-				free(b->bytes);
+				sh_unref(b->bytes);
 				b->bytes = NULL;
 				EVP_MD_CTX_free(b->st);
 				b->st = NULL;
 				b->same = j + 1;
-			}
+			} else
+				share_block(c, b);
 		}
 		d->block = c->blocks[k].same > 0 ? (int)c->blocks[k].same - 1 : (int)k;
 	}
@@ -1525,6 +1589,36 @@ end_cmp(const void *x, const void *y)
 	return a->link < b->link ? -1 : a->link > b->link;
 }
 
+/*
+ * The previous build's own part of the node with the same name, if its bytes are equal,
+ * replaces dn's. Names are matched by their SipHash (the previous fleet's records may be
+ * gone); the bytes are compared whole, so a collision only costs a comparison.
+ */
+static void
+share_own(struct ctx *c, uint32_t i, struct desired_node *dn)
+{
+	const struct desired *pd = c->prev;
+	const struct priv *pv = pd != NULL ? pd->priv : NULL;
+	size_t lo = 0, hi;
+
+	if (pv == NULL || pv->name_key == NULL)
+		return;
+	/* Both builds are sorted by name; look near the same place first. */
+	if (i < pd->n && pv->name_key[i] == c->hrw[i])
+		lo = i;
+	else {
+		for (hi = pd->n; lo < hi && pv->name_key[lo] != c->hrw[i]; lo++)
+			;
+		if (lo == hi)
+			return;
+	}
+	if (pd->nodes[lo].own_len == dn->own_len &&
+	    memcmp(pd->nodes[lo].own, dn->own, dn->own_len) == 0) {
+		sh_unref(dn->own);
+		dn->own = sh_ref(pd->nodes[lo].own);
+	}
+}
+
 static int
 pack_node(struct ctx *c, uint32_t ni, const struct end *ends, size_t nends,
     const struct rt *rts, size_t nrts, struct desired_node *dn)
@@ -1700,9 +1794,10 @@ pack_node(struct ctx *c, uint32_t ni, const struct end *ends, size_t nends,
 	cfg.routes = crp;
 	cfg.n_routes = nrts;
 	dn->own_len = pharos__v1__node_config__get_packed_size(&cfg);
-	if ((dn->own = malloc(dn->own_len ? dn->own_len : 1)) == NULL)
+	if ((dn->own = sh_alloc(dn->own_len)) == NULL)
 		goto out;
 	pharos__v1__node_config__pack(&cfg, dn->own);
+	share_own(c, ni, dn);
 	rc = 0;
 out:
 	free(cl);
@@ -1775,6 +1870,13 @@ int
 desired_build(struct desired **out, const struct fleet *f, struct ipam *ipam,
     desired_key_fn keys, void *keys_arg)
 {
+	return desired_build_from(out, NULL, f, ipam, keys, keys_arg);
+}
+
+int
+desired_build_from(struct desired **out, const struct desired *prev, const struct fleet *f,
+    struct ipam *ipam, desired_key_fn keys, void *keys_arg)
+{
 	struct ctx c;
 	struct desired *ds = NULL;
 	struct priv *pv = NULL;
@@ -1783,26 +1885,33 @@ desired_build(struct desired **out, const struct fleet *f, struct ipam *ipam,
 
 	*out = NULL;
 	memset(&c, 0, sizeof(c));
+	c.prev = prev;
 	c.f = f;
 	c.ipam = ipam;
 	c.keys = keys;
 	c.keys_arg = keys_arg;
-	if ((c.a = arena_new()) == NULL || (ds = calloc(1, sizeof(*ds))) == NULL ||
+	if ((c.a = arena_new()) == NULL || (c.da = arena_new()) == NULL ||
+	    (ds = calloc(1, sizeof(*ds))) == NULL ||
 	    (pv = calloc(1, sizeof(*pv))) == NULL || (c.md = EVP_MD_CTX_new()) == NULL ||
 	    (c.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
 		rc = nomem();
 		goto out;
 	}
+	pv->refs = 1;
 	ds->priv = pv;
 	if ((rc = setup_nodes(&c)) != 0 || (rc = setup_rules(&c)) != 0 ||
 	    (rc = setup_devices(&c)) != 0 || (rc = index_rules(&c)) != 0 ||
 	    (rc = rule_sources(&c)) != 0 ||
 	    (rc = setup_blocks(&c)) != 0)
 		goto out;
+	/* The blocks hold every device's encoding now: ~20 MB for 100,000 devices. */
+	arena_free(c.da);
+	c.da = NULL;
 	if ((rc = plan_paths(&c)) != 0 || (rc = finish_links(&c)) != 0)
 		goto out;
 	if ((c.nn > 0 && (ds->nodes = calloc(c.nn, sizeof(*ds->nodes))) == NULL) ||
-	    (c.nblocks > 0 && (pv->blocks = calloc(c.nblocks, sizeof(*pv->blocks))) == NULL)) {
+	    (c.nblocks > 0 && ((pv->blocks = calloc(c.nblocks, sizeof(*pv->blocks))) == NULL ||
+	    (pv->block_len = calloc(c.nblocks, sizeof(*pv->block_len))) == NULL))) {
 		rc = nomem();
 		goto out;
 	}
@@ -1813,12 +1922,15 @@ desired_build(struct desired **out, const struct fleet *f, struct ipam *ipam,
 	for (i = 0; i < c.nblocks; i++) {
 		if (c.blocks[i].bytes == NULL)
 			continue;
+		pv->block_len[pv->nblocks] = c.blocks[i].len;
 		pv->blocks[pv->nblocks++] = c.blocks[i].bytes;
 		c.blocks[i].bytes = NULL;
 	}
+	pv->name_key = c.hrw;	/* for the next build's share_own() */
+	c.hrw = NULL;
 out:
 	for (i = 0; i < c.nblocks; i++) {
-		free(c.blocks[i].bytes);
+		sh_unref(c.blocks[i].bytes);
 		EVP_MD_CTX_free(c.blocks[i].st);
 	}
 	free(c.blocks);
@@ -1839,6 +1951,7 @@ out:
 	free(c.links);
 	free(c.routes);
 	arena_free(c.a);
+	arena_free(c.da);
 	if (rc != 0) {
 		desired_free(ds);
 		return rc;
@@ -1855,16 +1968,29 @@ desired_free(struct desired *ds)
 
 	if (ds == NULL)
 		return;
+	pv = ds->priv;
+	if (pv != NULL && __atomic_sub_fetch(&pv->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
 	for (i = 0; i < ds->n; i++)
-		free(ds->nodes[i].own);
+		sh_unref(ds->nodes[i].own);
 	free(ds->nodes);
-	if ((pv = ds->priv) != NULL) {
+	if (pv != NULL) {
 		for (i = 0; i < pv->nblocks; i++)
-			free(pv->blocks[i]);
+			sh_unref(pv->blocks[i]);
 		free(pv->blocks);
+		free(pv->block_len);
+		free(pv->name_key);
 		free(pv);
 	}
 	free(ds);
+}
+
+struct desired *
+desired_ref(struct desired *ds)
+{
+	if (ds != NULL && ds->priv != NULL)
+		__atomic_add_fetch(&((struct priv *)ds->priv)->refs, 1, __ATOMIC_RELAXED);
+	return ds;
 }
 
 const struct desired_node *

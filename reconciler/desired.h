@@ -60,7 +60,15 @@ struct desired {
  */
 int	 desired_build(struct desired **out, const struct fleet *f, struct ipam *ipam,
 	    desired_key_fn keys, void *keys_arg);
+/*
+ * The same, sharing the packed bytes of prev (a node's own part, a client block) wherever
+ * this build's come out equal; prev may be freed before or after the result.
+ */
+int	 desired_build_from(struct desired **out, const struct desired *prev,
+	    const struct fleet *f, struct ipam *ipam, desired_key_fn keys, void *keys_arg);
+/* Drops a reference (desired_build*() returns one; desired_ref() adds one). */
 void	 desired_free(struct desired *);
+struct desired *desired_ref(struct desired *);
 const struct desired_node *desired_find(const struct desired *, const char *name);
 
 /* The content as one malloc'd buffer (for decoding and tests; pushes use desired_stamp). */

@@ -163,8 +163,10 @@ load(struct loader *l, const char *rev, struct node_key *keys, size_t nkeys)
 		r->errors = diag_text(&d);
 		goto out;
 	}
+	/* Configs that come out as the last build's share its bytes. */
 	if (pool_for(l, r->fleet) != 0 ||
-	    desired_build(&r->desired, r->fleet, l->ipam, lookup_key, &kl) != 0) {
+	    desired_build_from(&r->desired, l->prev_ds, r->fleet, l->ipam, lookup_key,
+	    &kl) != 0) {
 		r->io_error = true;
 		if (asprintf(&r->errors, "%s: building node configs: %s\n", rev, err_last()) < 0)
 			r->errors = NULL;
@@ -175,6 +177,8 @@ load(struct loader *l, const char *rev, struct node_key *keys, size_t nkeys)
 		goto out;
 	}
 	r->build_ns = clock_mono_nanos() - t0 - r->read_ns - r->validate_ns;
+	desired_free(l->prev_ds);
+	l->prev_ds = desired_ref(r->desired);
 	if (ipam_each_new(l->ipam, collect_addr, r) != 0) {
 		ipam_free(l->ipam);	/* same: re-seed from what is persisted */
 		l->ipam = NULL;
@@ -302,6 +306,8 @@ loader_stop(struct loader *l)
 	l->ipam = NULL;
 	fleet_free(l->prev);
 	l->prev = NULL;
+	desired_free(l->prev_ds);
+	l->prev_ds = NULL;
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	l->started = false;

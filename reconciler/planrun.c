@@ -106,8 +106,8 @@ plan_run(struct plan_run **out, const char *gitdir, const char *base, const char
 			goto fail;
 		}
 	}
-	if ((rc = desired_build(&r->h.ds, r->h.fleet, r->ip2 != NULL ? r->ip2 : r->ip, NULL,
-	    NULL)) != 0) {
+	if ((rc = desired_build_from(&r->h.ds, r->b.ds, r->h.fleet,
+	    r->ip2 != NULL ? r->ip2 : r->ip, NULL, NULL)) != 0) {
 		if (errs != NULL)
 			fprintf(errs, "head %s: %s\n", head, err_last());
 		goto fail;

@@ -109,6 +109,12 @@ ctl_node_synced(struct ctl *c)
 	now = clock_unix_nanos();
 	log_info("revision converged rev=%.12s nodes=%zu ms=%.1f at_unix_ns=%lld",
 	    c->applied_rev, n, (double)(now - c->seen_unix_ns) / 1e6, (long long)now);
+	/*
+	 * The pushes' requests and TLS records are freed by now: give their pages back, so
+	 * the next revision's build starts from the fleet's size, not the push's high-water
+	 * mark (1,000 nodes: 238 -> ~180 MiB).
+	 */
+	malloc_trim(0);
 }
 
 /* ---- nodes ---- */

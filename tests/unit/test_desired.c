@@ -32,6 +32,24 @@ load(const char *path, struct diag *d, struct source **src)
 	return f;
 }
 
+/* Every node's content still hashes to its content_hash (under ASan: still readable). */
+static bool
+contents_intact(const struct desired *ds)
+{
+	uint8_t *buf, h[32];
+	size_t i, len;
+	bool ok = true;
+
+	for (i = 0; ok && i < ds->n; i++) {
+		if (desired_content(&ds->nodes[i], &buf, &len) != 0)
+			return false;
+		crypto_hash_sha256(h, buf, len);
+		ok = memcmp(h, ds->nodes[i].content_hash, 32) == 0;
+		free(buf);
+	}
+	return ok;
+}
+
 static Pharos__V1__NodeConfig *
 decode(const struct desired *ds, const char *name)
 {
@@ -381,6 +399,48 @@ main(void)
 		dave->disabled.v = false;
 		bob->devices.n = 1;
 		T_OK(desired_build(&ds2, f, ip, NULL, NULL) == 0, "stable: rebuild with the same ipam");
+		/*
+		 * Sharing with a previous build (what the loader does): the same configs as a
+		 * build of its own; equal own parts share the previous bytes; a build of the
+		 * same fleet shares everything and outlives the one it shares with.
+		 */
+		{
+			struct desired *s1 = NULL, *s2 = NULL;
+			size_t k, shared = 0, unchanged = 0, n = ds2 != NULL ? ds2->n : 0;
+			bool eq = true, all = true;
+
+			T_OK(desired_build_from(&s1, ds, f, ip, NULL, NULL) == 0 && s1 != NULL &&
+			    s1->n == n, "share: a build from the previous one");
+			for (k = 0; s1 != NULL && k < n; k++) {
+				const struct desired_node *o = desired_find(ds, s1->nodes[k].name);
+
+				eq = eq && memcmp(s1->nodes[k].content_hash,
+				    ds2->nodes[k].content_hash, 32) == 0;
+				if (o != NULL && o->own_len == s1->nodes[k].own_len &&
+				    memcmp(o->own, s1->nodes[k].own, o->own_len) == 0) {
+					unchanged++;
+					shared += o->own == s1->nodes[k].own;
+				}
+			}
+			T_OK(eq, "share: every node's content is what a build of its own gives");
+			T_OK(unchanged > 0 && shared == unchanged, "share: the %zu own parts that "
+			    "did not change are the previous build's bytes (%zu shared)", unchanged,
+			    shared);
+			T_OK(desired_build_from(&s2, s1, f, ip, NULL, NULL) == 0 && s2 != NULL,
+			    "share: the same fleet again");
+			for (k = 0; s2 != NULL && k < s2->n; k++)
+				all = all && s2->nodes[k].own == s1->nodes[k].own &&
+				    s2->nodes[k].clients == s1->nodes[k].clients;
+			T_OK(s2 != NULL && all, "share: the same fleet shares every own part and "
+			    "client block");
+			desired_free(s1);
+			T_OK(s2 != NULL && contents_intact(s2), "share: the shared bytes outlive the "
+			    "build they came from");
+			T_OK(desired_ref(s2) == s2, "share: desired_ref");
+			desired_free(s2);
+			T_OK(contents_intact(s2), "share: one reference dropped of two keeps it");
+			desired_free(s2);
+		}
 		a2 = ds2 != NULL ? decode(ds2, "ams-1") : NULL;
 		T_OK(a2 != NULL && a2->n_peers == 5 &&
 		    peer_of(a2, "TuNkhl1p1BxaTImgKsC5v2Nq3QtcuvAgDFkgD9wWTcQ=") != NULL &&
