@@ -103,6 +103,7 @@ print("  one device added, git push returned -> converged: p50 %.0f ms, max %.0f
       "(from push start: p50 %.0f ms) over $ADDS pushes" % (
       statistics.median(r[0] for r in rows), max(r[0] for r in rows),
       statistics.median(r[1] for r in rows)))
-print("  cox peak RSS: %.1f MiB (now %.1f MiB)" % ($hwm / 1024, $rss / 1024))
+print("  cox peak RSS: %.1f MiB = %.1f MB (now %.1f MiB; target <= 200 MB = 2e8 bytes)" % (
+      $hwm / 1024, $hwm * 1024 / 1e6, $rss / 1024))
 print("  anchors: Flux polls every 60 s by default; Argo CD every ~180 s")
 PY

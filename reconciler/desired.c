@@ -52,12 +52,12 @@ static const uint8_t port_key[crypto_shorthash_KEYBYTES] = "pharos-port-v1";
 /* An enabled device with its two messages already encoded as NodeConfig fields 9 and 11. */
 struct dev {
 	uint8_t		 key[32];
+	uint8_t		 uuid[16];	/* the VLESS id's hash bytes (uuid_text()) */
 	uint32_t	 user;		/* index in f->users */
 	const char	*name;
 	char		*aip[2];	/* "v4/32", "v6/128" */
 	size_t		 naip;
-	uint8_t		*peer, *vless;
-	uint32_t	 peer_len, vless_len;
+	uint32_t	 peer_len, vless_len;	/* its Peer and VlessUser as fields 9, 11 */
 };
 
 struct rrule {
@@ -162,6 +162,8 @@ struct priv {
 	size_t		 *block_len;
 	size_t		  nblocks;
 	uint64_t	 *name_key;	/* per node: SipHash of its name (ctx.hrw) */
+	uint8_t		**srcs;		/* per rule: the route sources the nodes' routes share */
+	size_t		  nsrcs;
 };
 
 struct ctx {
@@ -171,7 +173,8 @@ struct ctx {
 	desired_key_fn		 keys;
 	void			*keys_arg;
 	struct arena		*a;
-	struct arena		*da;	/* devices' encodings: gone once the blocks are packed */
+	uint8_t			**rsrc;		/* per rule: its route sources as field 2, or NULL */
+	size_t			 *rsrc_len;
 	struct nd		*nodes;
 	size_t			 nn;
 	struct rrule		*rules;
@@ -505,7 +508,7 @@ cat(struct arena *a, const char *s1, const char *s2, const char *s3, const char 
 }
 
 static void
-uuid_text(const uint8_t h[32], char out[37])
+uuid_text(const uint8_t h[16], char out[37])
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;
@@ -539,7 +542,7 @@ desired_vless_uuid(const uint8_t key[32], char out[37])
 
 /* The same through OpenSSL, which uses the SHA extensions: ~3x libsodium's speed here. */
 static bool
-vless_uuid(struct ctx *c, const uint8_t key[32], char out[37])
+vless_uuid(struct ctx *c, const uint8_t key[32], uint8_t out[16])
 {
 	uint8_t h[EVP_MAX_MD_SIZE];
 	unsigned hl = 0;
@@ -549,7 +552,7 @@ vless_uuid(struct ctx *c, const uint8_t key[32], char out[37])
 	    EVP_DigestUpdate(c->md, key, 32) != 1 || EVP_DigestFinal_ex(c->md, h, &hl) != 1 ||
 	    hl != 32)
 		return false;
-	uuid_text(h, out);
+	memcpy(out, h, 16);
 	return true;
 }
 
@@ -630,39 +633,77 @@ ld_len(size_t n)
  * no keepalive) and field 11 holding its VlessUser (uuid, email): the bytes protobuf-c
  * writes for them (test_desired compares), encoded once per device.
  */
-static int
-encode_dev(struct ctx *c, struct dev *d, const char *uuid, const char *email)
+/* "<user>/<device>@<fleet id>" into buf; its length (0: too long, never for valid names). */
+static size_t
+dev_email(const struct ctx *c, const struct dev *d, char *buf, size_t size)
 {
-	size_t in = ld_len(32), i, ul, el = strlen(email);
-	uint8_t *p;
+	const struct fleet *f = c->f;
+	int n = snprintf(buf, size, "%s/%s@%s", f->users[d->user]->name, d->name,
+	    f->fleet.id.v != NULL ? f->fleet.id.v : "");
+
+	return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
+}
+
+static size_t
+peer_inner(const struct dev *d)
+{
+	size_t in = ld_len(32), i;
 
 	for (i = 0; i < d->naip; i++)
 		in += ld_len(strlen(d->aip[i]));
-	d->peer_len = (uint32_t)ld_len(in);
-	if ((d->peer = p = arena_alloc(c->da, d->peer_len)) == NULL)
-		return nomem();
+	return in;
+}
+
+/*
+ * A device's Peer (field 9: key, allowed IPs) and VlessUser (field 11: uuid, email) are
+ * written straight into each client block that holds it (put_peer(), put_vless()), not
+ * kept encoded beside the blocks (20 MB for 100,000 devices); here only their lengths.
+ */
+static int
+dev_lens(struct ctx *c, struct dev *d)
+{
+	char email[1024];
+	size_t el = dev_email(c, d, email, sizeof(email));
+
+	if (el == 0) {
+		err_set("desired: a device's VLESS email is too long");
+		return ERR_INVAL;
+	}
+	d->peer_len = (uint32_t)ld_len(peer_inner(d));
+	d->vless_len = (uint32_t)ld_len(ld_len(36) + ld_len(el));
+	return 0;
+}
+
+static uint8_t *
+put_peer(uint8_t *p, const struct dev *d)
+{
+	size_t i;
+
 	*p++ = 9 << 3 | 2;
-	p = put_varint(p, in);
+	p = put_varint(p, peer_inner(d));
 	p = put_ld(p, 1 << 3 | 2, d->key, 32);
 	for (i = 0; i < d->naip; i++)
 		p = put_ld(p, 2 << 3 | 2, d->aip[i], strlen(d->aip[i]));
-	ul = strlen(uuid);
-	in = ld_len(ul) + ld_len(el);
-	d->vless_len = (uint32_t)ld_len(in);
-	if ((d->vless = p = arena_alloc(c->da, d->vless_len)) == NULL)
-		return nomem();
+	return p;
+}
+
+static uint8_t *
+put_vless(uint8_t *p, const struct ctx *c, const struct dev *d)
+{
+	char uuid[37], email[1024];
+	size_t el = dev_email(c, d, email, sizeof(email));
+
+	uuid_text(d->uuid, uuid);
 	*p++ = 11 << 3 | 2;
-	p = put_varint(p, in);
-	p = put_ld(p, 1 << 3 | 2, uuid, ul);
-	put_ld(p, 2 << 3 | 2, email, el);
-	return 0;
+	p = put_varint(p, ld_len(36) + ld_len(el));
+	p = put_ld(p, 1 << 3 | 2, uuid, 36);
+	return put_ld(p, 2 << 3 | 2, email, el);
 }
 
 static int
 setup_devices(struct ctx *c)
 {
 	const struct fleet *f = c->f;
-	const char *fid = f->fleet.id.v != NULL ? f->fleet.id.v : "";
 	struct dkey *dk = NULL;
 	struct eref *er = NULL;
 	uint32_t *urank = NULL, *pos = NULL;
@@ -708,7 +749,7 @@ setup_devices(struct ctx *c)
 		qsort(dk, c->ndev, sizeof(*dk), dkey_cmp);
 	for (i = 0; i < c->ndev; i++) {
 		struct dev *d = &c->devs[i];
-		char v4[16], v6[46], uuid[37], *email;
+		char v4[16], v6[46];
 
 		memcpy(d->key, dk[i].key, 32);
 		d->user = dk[i].user;
@@ -719,14 +760,12 @@ setup_devices(struct ctx *c)
 		    (v6[0] != '\0' && (d->aip[d->naip++] = cat(c->a, v6, "/128", NULL, NULL,
 		    NULL)) == NULL))
 			goto oom;
-		if (!vless_uuid(c, d->key, uuid)) {
+		if (!vless_uuid(c, d->key, d->uuid)) {
 			err_set("desired: SHA-256 failed");
 			rc = ERR_LIB;
 			goto out;
 		}
-		if ((email = cat(c->da, f->users[d->user]->name, "/", d->name, "@", fid)) == NULL)
-			goto oom;
-		if ((rc = encode_dev(c, d, uuid, email)) != 0)
+		if ((rc = dev_lens(c, d)) != 0)
 			goto out;
 	}
 	/* VLESS users in email order: rank the users once, then sort (rank, device). */
@@ -906,20 +945,15 @@ pack_block(struct ctx *c, struct block *b)
 			free(dv);
 		return nomem();
 	}
-	for (i = 0; awg && i < n; i++) {
-		const struct dev *d = &c->devs[dv[i]];
-		memcpy(p, d->peer, d->peer_len);
-		p += d->peer_len;
-	}
+	for (i = 0; awg && i < n; i++)
+		p = put_peer(p, &c->devs[dv[i]]);
 	/* VLESS users go in email order: the same devices, sorted by their place there. */
 	for (i = 0; xray && i < n; i++)
 		ev[i] = c->email_pos[dv[i]];
 	if (xray && n > 0)
 		qsort(ev, n, sizeof(*ev), cmp_u32);
 	for (i = 0; xray && i < n; i++) {
-		const struct dev *d = &c->devs[c->by_email[ev[i]]];
-		memcpy(p, d->vless, d->vless_len);
-		p += d->vless_len;
+		p = put_vless(p, c, &c->devs[c->by_email[ev[i]]]);
 	}
 	free(ev);
 	if (owned)
@@ -1619,6 +1653,104 @@ share_own(struct ctx *c, uint32_t i, struct desired_node *dn)
 	}
 }
 
+/*
+ * A rule's route sources (its users' device addresses: 990 strings in the benchmark fleet)
+ * as CascadeRoute field 2, encoded once and shared by every route of the rule on every
+ * node (DESIGN §8) instead of repeated in each: 45 -> ~8 MB of configs at 1,000 nodes.
+ */
+static int
+rule_src_bytes(struct ctx *c, uint32_t rule, const uint8_t **out, size_t *len)
+{
+	const struct rrule *r = &c->rules[rule];
+	size_t i, n = 0;
+	uint8_t *p;
+
+	if (c->rsrc == NULL && ((c->rsrc = calloc(c->nr, sizeof(*c->rsrc))) == NULL ||
+	    (c->rsrc_len = calloc(c->nr, sizeof(*c->rsrc_len))) == NULL))
+		return nomem();
+	if (c->rsrc[rule] == NULL) {
+		for (i = 0; i < r->nsrc; i++)
+			n += ld_len(strlen(r->src[i]));
+		if ((c->rsrc[rule] = p = sh_alloc(n)) == NULL)
+			return nomem();
+		for (i = 0; i < r->nsrc; i++)
+			p = put_ld(p, 2 << 3 | 2, r->src[i], strlen(r->src[i]));
+		c->rsrc_len[rule] = n;
+	}
+	*out = c->rsrc_len[rule] > 0 ? c->rsrc[rule] : NULL;
+	*len = c->rsrc_len[rule];
+	return 0;
+}
+
+/* The node's routes, in order: each its own tail (every field but a rule's sources). */
+static int
+pack_routes(struct ctx *c, const struct rt *rts, size_t nrts, struct desired_node *dn)
+{
+	Pharos__V1__CascadeRoute cr;
+	char *lsrc[2];
+	size_t i, l;
+
+	dn->routes_len = 0;
+	if (nrts == 0)
+		return 0;
+	if ((dn->routes = calloc(nrts, sizeof(*dn->routes))) == NULL)
+		return nomem();
+	dn->nroutes = nrts;
+	for (i = 0; i < nrts; i++) {
+		const struct rt *r = &rts[i];
+		struct desired_route *dr = &dn->routes[i];
+
+		pharos__v1__cascade_route__init(&cr);
+		cr.rule = UNCONST(c->rules[r->rule].name);
+		if (r->klass == RT_LINK) {
+			const struct link *lk = &c->links[r->link];
+
+			lsrc[0] = lk->host4[0];
+			lsrc[1] = lk->host6[0];
+			cr.sources = lsrc;
+			cr.n_sources = 2;
+		} else if (rule_src_bytes(c, r->rule, &dr->src, &dr->src_len) != 0)
+			return ERR_NOMEM;
+		cr.destinations = r->dst;
+		cr.n_destinations = r->ndst;
+		cr.via_link = UNCONST(r->via);
+		cr.exit_node = UNCONST(r->exit);
+		dr->tail_len = pharos__v1__cascade_route__get_packed_size(&cr);
+		if ((dr->tail = malloc(dr->tail_len ? dr->tail_len : 1)) == NULL)
+			return nomem();
+		pharos__v1__cascade_route__pack(&cr, dr->tail);
+		l = dr->tail_len + dr->src_len;
+		dn->routes_len += 1 + varint_len(l) + l;
+	}
+	return 0;
+}
+
+/* A route's field 14 tag and length; at most 11 bytes. */
+static size_t
+route_hdr(uint8_t out[11], const struct desired_route *dr)
+{
+	out[0] = 14 << 3 | 2;
+	return (size_t)(put_varint(out + 1, dr->tail_len + dr->src_len) - out);
+}
+
+static uint8_t *
+put_routes(uint8_t *p, const struct desired_node *dn)
+{
+	size_t i;
+
+	for (i = 0; i < dn->nroutes; i++) {
+		const struct desired_route *dr = &dn->routes[i];
+
+		p += route_hdr(p, dr);
+		memcpy(p, dr->tail, dr->tail_len);
+		p += dr->tail_len;
+		if (dr->src_len > 0)
+			memcpy(p, dr->src, dr->src_len);
+		p += dr->src_len;
+	}
+	return p;
+}
+
 static int
 pack_node(struct ctx *c, uint32_t ni, const struct end *ends, size_t nends,
     const struct rt *rts, size_t nrts, struct desired_node *dn)
@@ -1634,7 +1766,6 @@ pack_node(struct ctx *c, uint32_t ni, const struct end *ends, size_t nends,
 	Pharos__V1__Reality rx;
 	Pharos__V1__Role roles[2];
 	Pharos__V1__CascadeLink *cl = NULL, **clp = NULL;
-	Pharos__V1__CascadeRoute *cr = NULL, **crp = NULL;
 	char *addrs[2];
 	size_t i, nroles = 0;
 	int rc = ERR_NOMEM;
@@ -1766,44 +1897,17 @@ pack_node(struct ctx *c, uint32_t ni, const struct end *ends, size_t nends,
 	}
 	cfg.links = clp;
 	cfg.n_links = nends;
-	if (nrts > 0 && ((cr = calloc(nrts, sizeof(*cr))) == NULL ||
-	    (crp = calloc(nrts, sizeof(*crp))) == NULL))
-		goto out;
-	for (i = 0; i < nrts; i++) {
-		const struct rt *r = &rts[i];
-
-		pharos__v1__cascade_route__init(&cr[i]);
-		crp[i] = &cr[i];
-		cr[i].rule = UNCONST(c->rules[r->rule].name);
-		if (r->klass == RT_LINK) {
-			const struct link *l = &c->links[r->link];
-			if ((cr[i].sources = arena_calloc(c->a, 2, sizeof(char *))) == NULL)
-				goto out;
-			cr[i].sources[0] = l->host4[0];
-			cr[i].sources[1] = l->host6[0];
-			cr[i].n_sources = 2;
-		} else {
-			cr[i].sources = c->rules[r->rule].src;
-			cr[i].n_sources = c->rules[r->rule].nsrc;
-		}
-		cr[i].destinations = r->dst;
-		cr[i].n_destinations = r->ndst;
-		cr[i].via_link = UNCONST(r->via);
-		cr[i].exit_node = UNCONST(r->exit);
-	}
-	cfg.routes = crp;
-	cfg.n_routes = nrts;
 	dn->own_len = pharos__v1__node_config__get_packed_size(&cfg);
 	if ((dn->own = sh_alloc(dn->own_len)) == NULL)
 		goto out;
 	pharos__v1__node_config__pack(&cfg, dn->own);
 	share_own(c, ni, dn);
+	if (pack_routes(c, rts, nrts, dn) != 0)
+		goto out;
 	rc = 0;
 out:
 	free(cl);
 	free(clp);
-	free(cr);
-	free(crp);
 	return rc == 0 ? 0 : nomem();
 }
 
@@ -1811,7 +1915,7 @@ static int
 pack_nodes(struct ctx *c, struct desired *ds)
 {
 	struct end *ends = NULL;
-	size_t i, e = 0, r = 0, nends = 2 * c->nlinks, e0, r0;
+	size_t i, k, e = 0, r = 0, nends = 2 * c->nlinks, e0, r0;
 	int rc = 0;
 
 	if (nends > 0 && (ends = calloc(nends, sizeof(*ends))) == NULL)
@@ -1851,9 +1955,18 @@ pack_nodes(struct ctx *c, struct desired *ds)
 		} else {
 			ok = EVP_DigestInit_ex2(c->md, c->sha256, NULL) == 1;
 		}
-		dn->len = dn->clients_len + dn->own_len;
-		if (!ok || EVP_DigestUpdate(c->md, dn->own, dn->own_len) != 1 ||
-		    EVP_DigestFinal_ex(c->md, h, &hl) != 1 || hl != 32) {
+		dn->len = dn->clients_len + dn->own_len + dn->routes_len;
+		ok = ok && EVP_DigestUpdate(c->md, dn->own, dn->own_len) == 1;
+		for (k = 0; ok && k < dn->nroutes; k++) {
+			const struct desired_route *dr = &dn->routes[k];
+			uint8_t hdr[11];
+
+			ok = EVP_DigestUpdate(c->md, hdr, route_hdr(hdr, dr)) == 1 &&
+			    EVP_DigestUpdate(c->md, dr->tail, dr->tail_len) == 1 &&
+			    (dr->src_len == 0 ||
+			    EVP_DigestUpdate(c->md, dr->src, dr->src_len) == 1);
+		}
+		if (!ok || EVP_DigestFinal_ex(c->md, h, &hl) != 1 || hl != 32) {
 			err_set("desired: SHA-256 failed");
 			rc = ERR_LIB;
 			break;
@@ -1890,8 +2003,7 @@ desired_build_from(struct desired **out, const struct desired *prev, const struc
 	c.ipam = ipam;
 	c.keys = keys;
 	c.keys_arg = keys_arg;
-	if ((c.a = arena_new()) == NULL || (c.da = arena_new()) == NULL ||
-	    (ds = calloc(1, sizeof(*ds))) == NULL ||
+	if ((c.a = arena_new()) == NULL || (ds = calloc(1, sizeof(*ds))) == NULL ||
 	    (pv = calloc(1, sizeof(*pv))) == NULL || (c.md = EVP_MD_CTX_new()) == NULL ||
 	    (c.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
 		rc = nomem();
@@ -1904,9 +2016,6 @@ desired_build_from(struct desired **out, const struct desired *prev, const struc
 	    (rc = rule_sources(&c)) != 0 ||
 	    (rc = setup_blocks(&c)) != 0)
 		goto out;
-	/* The blocks hold every device's encoding now: ~20 MB for 100,000 devices. */
-	arena_free(c.da);
-	c.da = NULL;
 	if ((rc = plan_paths(&c)) != 0 || (rc = finish_links(&c)) != 0)
 		goto out;
 	if ((c.nn > 0 && (ds->nodes = calloc(c.nn, sizeof(*ds->nodes))) == NULL) ||
@@ -1928,6 +2037,9 @@ desired_build_from(struct desired **out, const struct desired *prev, const struc
 	}
 	pv->name_key = c.hrw;	/* for the next build's share_own() */
 	c.hrw = NULL;
+	pv->srcs = c.rsrc;
+	pv->nsrcs = c.rsrc != NULL ? c.nr : 0;
+	c.rsrc = NULL;
 out:
 	for (i = 0; i < c.nblocks; i++) {
 		sh_unref(c.blocks[i].bytes);
@@ -1950,8 +2062,11 @@ out:
 	free(c.nrdev);
 	free(c.links);
 	free(c.routes);
+	for (i = 0; c.rsrc != NULL && i < c.nr; i++)
+		sh_unref(c.rsrc[i]);
+	free(c.rsrc);
+	free(c.rsrc_len);
 	arena_free(c.a);
-	arena_free(c.da);
 	if (rc != 0) {
 		desired_free(ds);
 		return rc;
@@ -1964,15 +2079,21 @@ void
 desired_free(struct desired *ds)
 {
 	struct priv *pv;
-	size_t i;
+	size_t i, j;
 
 	if (ds == NULL)
 		return;
 	pv = ds->priv;
 	if (pv != NULL && __atomic_sub_fetch(&pv->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	for (i = 0; i < ds->n; i++)
-		sh_unref(ds->nodes[i].own);
+	for (i = 0; i < ds->n; i++) {
+		struct desired_node *dn = &ds->nodes[i];
+
+		sh_unref(dn->own);
+		for (j = 0; j < dn->nroutes; j++)
+			free(dn->routes[j].tail);
+		free(dn->routes);
+	}
 	free(ds->nodes);
 	if (pv != NULL) {
 		for (i = 0; i < pv->nblocks; i++)
@@ -1980,6 +2101,9 @@ desired_free(struct desired *ds)
 		free(pv->blocks);
 		free(pv->block_len);
 		free(pv->name_key);
+		for (i = 0; i < pv->nsrcs; i++)
+			sh_unref(pv->srcs[i]);
+		free(pv->srcs);
 		free(pv);
 	}
 	free(ds);
@@ -2022,7 +2146,23 @@ desired_content(const struct desired_node *dn, uint8_t **out, size_t *len)
 		memcpy(*out, dn->clients, dn->clients_len);
 	if (dn->own_len > 0)
 		memcpy(*out + dn->clients_len, dn->own, dn->own_len);
+	put_routes(*out + dn->clients_len + dn->own_len, dn);
 	*len = dn->len;
+	return 0;
+}
+
+int
+desired_own(const struct desired_node *dn, uint8_t **out, size_t *len)
+{
+	size_t n = dn->own_len + dn->routes_len;
+
+	*len = 0;
+	if ((*out = malloc(n ? n : 1)) == NULL)
+		return nomem();
+	if (dn->own_len > 0)
+		memcpy(*out, dn->own, dn->own_len);
+	put_routes(*out + dn->own_len, dn);
+	*len = n;
 	return 0;
 }
 

@@ -31,14 +31,30 @@ struct ipam;
 /* What the controller knows about a node's own keys (from its NodeStatus); may be absent. */
 typedef bool (*desired_key_fn)(void *arg, const char *node, uint8_t awg_pub[32]);
 
+/*
+ * A CascadeRoute (NodeConfig field 14) as bytes: its sources (field 2) shared by every route
+ * of its rule, then the rest of it (tail).
+ */
+struct desired_route {
+	const uint8_t	*src;		/* NULL when src_len 0 */
+	size_t		 src_len;
+	uint8_t		*tail;
+	size_t		 tail_len;
+};
+
 struct desired_node {
 	const char	*name;
 	const struct node *node;	/* in the fleet it was built from */
-	/* content = clients[0..clients_len) || own[0..own_len); len = the sum */
+	/*
+	 * content = clients[0..clients_len) || own[0..own_len) || routes, each as field 14;
+	 * len = the sum (desired_content() puts them together)
+	 */
 	const uint8_t	*clients;	/* shared with other nodes; NULL when clients_len 0 */
 	size_t		 clients_len;
 	uint8_t		*own;
 	size_t		 own_len;
+	struct desired_route *routes;
+	size_t		 nroutes, routes_len;
 	size_t		 len;
 	uint8_t		 content_hash[32];	/* SHA-256(content) */
 	char		 host[256];	/* where cox dials buoy: `control`, else the ssh host, */
@@ -73,6 +89,8 @@ const struct desired_node *desired_find(const struct desired *, const char *name
 
 /* The content as one malloc'd buffer (for decoding and tests; pushes use desired_stamp). */
 int	 desired_content(const struct desired_node *, uint8_t **out, size_t *len);
+/* own || routes: the node's NodeConfig without its peers and VLESS users. */
+int	 desired_own(const struct desired_node *, uint8_t **out, size_t *len);
 
 /* The bytes to sign: content + revision, serial and issued time. *out is malloc'd. */
 int	 desired_stamp(const struct desired_node *, const char *revision, uint64_t serial,

@@ -317,6 +317,21 @@ unpack(const uint8_t *b, size_t len)
 	return pharos__v1__node_config__unpack(NULL, len, len > 0 ? b : none);
 }
 
+/* A node's own part (its config without peers and VLESS users), decoded. */
+static Pharos__V1__NodeConfig *
+unpack_own(const struct desired_node *dn)
+{
+	Pharos__V1__NodeConfig *c;
+	uint8_t *buf;
+	size_t len;
+
+	if (desired_own(dn, &buf, &len) != 0)
+		return NULL;
+	c = unpack(buf, len);
+	free(buf);
+	return c;
+}
+
 static bool
 strv_eq(char *const *a, size_t na, char *const *b, size_t nb)
 {
@@ -984,8 +999,7 @@ own_diff(struct plan *p, struct pnode *pn, const struct desired_node *b,
 	Pharos__V1__NodeConfig *x = NULL, *y = NULL;
 	int rc = 0;
 
-	if ((b != NULL && (x = unpack(b->own, b->own_len)) == NULL) ||
-	    (y = unpack(h->own, h->own_len)) == NULL) {
+	if ((b != NULL && (x = unpack_own(b)) == NULL) || (y = unpack_own(h)) == NULL) {
 		err_set("plan: the desired config of %s does not decode", h->name);
 		rc = ERR_INVAL;
 		goto out;

@@ -5,6 +5,7 @@
  *   desired_tool [--repeat N] [--dump NODE] PATH
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,20 @@ maxrss_kb(void)
 
 	getrusage(RUSAGE_SELF, &ru);
 	return ru.ru_maxrss;
+}
+
+/* Whether route k of node i shares its sources with an earlier route (counted once). */
+static bool
+src_seen(const struct desired *ds, size_t i, size_t k)
+{
+	const uint8_t *src = ds->nodes[i].routes[k].src;
+	size_t a, b;
+
+	for (a = 0; a <= i; a++)
+		for (b = 0; b < ds->nodes[a].nroutes && (a < i || b < k); b++)
+			if (ds->nodes[a].routes[b].src == src)
+				return true;
+	return false;
 }
 
 static void
@@ -82,7 +97,7 @@ main(int argc, char **argv)
 	struct diag d;
 	double t0, best = 1e18;
 	long rss_load;
-	size_t i, j, total = 0, shared = 0, nblocks = 0, maxlen = 0;
+	size_t i, j, rt, total = 0, shared = 0, nblocks = 0, maxlen = 0;
 	int ch, repeat = 1, k;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -130,6 +145,11 @@ main(int argc, char **argv)
 		const struct desired_node *dn = &ds->nodes[i];
 		total += dn->len;
 		shared += dn->own_len;
+		for (rt = 0; rt < dn->nroutes; rt++) {
+			shared += dn->routes[rt].tail_len;
+			if (dn->routes[rt].src != NULL && !src_seen(ds, i, rt))
+				shared += dn->routes[rt].src_len;
+		}
 		if (dn->len > maxlen)
 			maxlen = dn->len;
 		for (j = 0; j < i; j++)

@@ -390,6 +390,57 @@ main(void)
 		free(st);
 	}
 
+	/*
+	 * Routes: a rule's sources are encoded once, and every route of that rule (on any
+	 * node) points at that one encoding; content = the client block || desired_own().
+	 */
+	{
+		const uint8_t *enc[64];
+		char rule[64][64];
+		size_t k, r, n = 0, nsrc = 0;
+		bool whole = true, one = true;
+
+		for (k = 0; k < ds->n; k++) {
+			const struct desired_node *dn = &ds->nodes[k];
+			uint8_t *a = NULL, *b = NULL;
+			size_t la = 0, lb = 0, q;
+
+			whole = whole && desired_content(dn, &a, &la) == 0 &&
+			    desired_own(dn, &b, &lb) == 0 && la == dn->clients_len + lb &&
+			    (dn->clients_len == 0 || memcmp(a, dn->clients, dn->clients_len) == 0) &&
+			    memcmp(a + dn->clients_len, b, lb) == 0;
+			free(a);
+			free(b);
+			for (r = 0; r < dn->nroutes; r++) {
+				Pharos__V1__CascadeRoute *cr;
+
+				if (dn->routes[r].src == NULL)
+					continue;
+				nsrc++;
+				cr = pharos__v1__cascade_route__unpack(NULL, dn->routes[r].tail_len,
+				    dn->routes[r].tail);
+				if (cr == NULL) {
+					one = false;
+					continue;
+				}
+				for (q = 0; q < n && strcmp(rule[q], cr->rule) != 0; q++)
+					;
+				if (q == n && n < 64) {
+					snprintf(rule[n], sizeof(rule[n]), "%s", cr->rule);
+					enc[n++] = dn->routes[r].src;
+				} else if (q < n)
+					one = one && enc[q] == dn->routes[r].src;
+				for (q = 0; q < n; q++)
+					one = one && (strcmp(rule[q], cr->rule) == 0) ==
+					    (enc[q] == dn->routes[r].src);
+				pharos__v1__cascade_route__free_unpacked(cr, NULL);
+			}
+		}
+		T_OK(whole, "content: the client block, then desired_own()'s bytes");
+		T_OK(nsrc > 0 && one, "routes: %zu rule-sourced routes, one encoding of the sources "
+		    "per rule (%zu rules)", nsrc, n);
+	}
+
 	/* Address stability: enable dave (a device appears), drop bob's phone (one goes). */
 	{
 		struct user *dave = fleet_find_user(f, "dave"), *bob = fleet_find_user(f, "bob");
