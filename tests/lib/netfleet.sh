@@ -28,13 +28,15 @@ nf_init() {
 	mkdir -p "$NF_DIR/logs"
 }
 
+# Safe under `set -e` (bench/converge.sh): a step that finds nothing to do must not stop it
+# before the hub is gone (NF_CTL is in NF_NSES too, so its second `ip netns del` fails).
 nf_cleanup() {
 	local ns p i
-	[ -n "${NF_COX_PID:-}" ] && kill "$NF_COX_PID" 2>/dev/null
-	for p in "${NF_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	[ -n "${NF_COX_PID:-}" ] && { kill "$NF_COX_PID" 2>/dev/null || true; }
+	for p in "${NF_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	for ns in "${NF_NSES[@]}" "$NF_CTL" "$NF_HUB"; do
-		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-		ip netns del "$ns" 2>/dev/null
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+		ip netns del "$ns" 2>/dev/null || true
 	done
 	for i in "${NF_IFS[@]}"; do rm -f "/var/run/wireguard/$i.sock"; done
 	[ -z "${NF_KEEP:-}" ] && rm -rf "$NF_DIR"
