@@ -49,7 +49,7 @@ static const uint8_t hrw_key[crypto_shorthash_KEYBYTES] = "pharos-hrw-v1";
 static const uint8_t slot_key[crypto_shorthash_KEYBYTES] = "pharos-link-v1";
 static const uint8_t port_key[crypto_shorthash_KEYBYTES] = "pharos-port-v1";
 
-/* An enabled device with its two messages already encoded as NodeConfig fields 9 and 11. */
+/* An enabled device: what its two messages (NodeConfig fields 9 and 11) are made from. */
 struct dev {
 	uint8_t		 key[32];
 	uint8_t		 uuid[16];	/* the VLESS id's hash bytes (uuid_text()) */
@@ -628,11 +628,6 @@ ld_len(size_t n)
 	return 1 + varint_len(n) + n;
 }
 
-/*
- * NodeConfig field 9 holding this device's Peer (public_key, allowed_ips; no endpoint,
- * no keepalive) and field 11 holding its VlessUser (uuid, email): the bytes protobuf-c
- * writes for them (test_desired compares), encoded once per device.
- */
 /* "<user>/<device>@<fleet id>" into buf; its length (0: too long, never for valid names). */
 static size_t
 dev_email(const struct ctx *c, const struct dev *d, char *buf, size_t size)
@@ -655,9 +650,10 @@ peer_inner(const struct dev *d)
 }
 
 /*
- * A device's Peer (field 9: key, allowed IPs) and VlessUser (field 11: uuid, email) are
- * written straight into each client block that holds it (put_peer(), put_vless()), not
- * kept encoded beside the blocks (20 MB for 100,000 devices); here only their lengths.
+ * A device's Peer (field 9: public_key, allowed_ips; no endpoint, no keepalive) and
+ * VlessUser (field 11: uuid, email) are written straight into each client block that holds
+ * it (put_peer(), put_vless(): the bytes protobuf-c writes, test_desired compares), not kept
+ * encoded beside the blocks (20 MB for 100,000 devices); here only their lengths.
  */
 static int
 dev_lens(struct ctx *c, struct dev *d)
@@ -952,9 +948,8 @@ pack_block(struct ctx *c, struct block *b)
 		ev[i] = c->email_pos[dv[i]];
 	if (xray && n > 0)
 		qsort(ev, n, sizeof(*ev), cmp_u32);
-	for (i = 0; xray && i < n; i++) {
+	for (i = 0; xray && i < n; i++)
 		p = put_vless(p, c, &c->devs[c->by_email[ev[i]]]);
-	}
 	free(ev);
 	if (owned)
 		free(dv);
@@ -2135,6 +2130,15 @@ desired_find(const struct desired *ds, const char *name)
 	return NULL;
 }
 
+/* own || routes at p. */
+static void
+put_own(uint8_t *p, const struct desired_node *dn)
+{
+	if (dn->own_len > 0)
+		memcpy(p, dn->own, dn->own_len);
+	put_routes(p + dn->own_len, dn);
+}
+
 int
 desired_content(const struct desired_node *dn, uint8_t **out, size_t *len)
 {
@@ -2144,9 +2148,7 @@ desired_content(const struct desired_node *dn, uint8_t **out, size_t *len)
 		return nomem();
 	if (dn->clients_len > 0)
 		memcpy(*out, dn->clients, dn->clients_len);
-	if (dn->own_len > 0)
-		memcpy(*out + dn->clients_len, dn->own, dn->own_len);
-	put_routes(*out + dn->clients_len + dn->own_len, dn);
+	put_own(*out + dn->clients_len, dn);
 	*len = dn->len;
 	return 0;
 }
@@ -2159,9 +2161,7 @@ desired_own(const struct desired_node *dn, uint8_t **out, size_t *len)
 	*len = 0;
 	if ((*out = malloc(n ? n : 1)) == NULL)
 		return nomem();
-	if (dn->own_len > 0)
-		memcpy(*out, dn->own, dn->own_len);
-	put_routes(*out + dn->own_len, dn);
+	put_own(*out, dn);
 	*len = n;
 	return 0;
 }

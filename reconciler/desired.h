@@ -32,8 +32,8 @@ struct ipam;
 typedef bool (*desired_key_fn)(void *arg, const char *node, uint8_t awg_pub[32]);
 
 /*
- * A CascadeRoute (NodeConfig field 14) as bytes: its sources (field 2) shared by every route
- * of its rule, then the rest of it (tail).
+ * A CascadeRoute (NodeConfig field 14) as bytes: every field but its rule's sources (tail),
+ * then those sources (field 2 entries), shared by every route of the rule on every node.
  */
 struct desired_route {
 	const uint8_t	*src;		/* NULL when src_len 0 */
