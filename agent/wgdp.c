@@ -41,7 +41,7 @@ int
 wgdp_desired(struct wg_desired *d, const uint8_t priv[32], bool awg,
     const Pharos__V1__NodeConfig *cfg, const struct peerset *peers)
 {
-	size_t i, j;
+	size_t i;
 
 	memset(d, 0, sizeof(*d));
 	memcpy(d->private_key, priv, 32);
@@ -67,30 +67,7 @@ wgdp_desired(struct wg_desired *d, const uint8_t priv[32], bool awg,
 				return ERR_NOMEM;
 			}
 	}
-	if (peers == NULL || peers->n == 0)
-		return 0;
-	if ((d->peers = calloc(peers->n, sizeof(*d->peers))) == NULL) {
-		err_set("out of memory");
-		return ERR_NOMEM;
-	}
-	for (i = 0; i < peers->n; i++) {
-		const struct peerset_peer *p = &peers->v[i];
-		struct wg_peer *w = &d->peers[d->npeers++];
-		struct peerset_cidr c;
-		size_t off = p->ips;
-
-		memcpy(w->public_key, p->key, 32);
-		snprintf(w->endpoint, sizeof(w->endpoint), "%s", peerset_endpoint(peers, i));
-		w->keepalive = p->keepalive;
-		for (j = 0; j < p->n_ips; j++) {
-			char ip[INET6_ADDRSTRLEN], text[64];
-			peerset_next_ip(peers, &off, &c);
-			addr_ntop(&c.ip, ip, sizeof(ip));
-			snprintf(text, sizeof(text), "%s/%u", ip, c.prefix);
-			if (wg_peer_add_allowed_ip(w, text) != 0)
-				return ERR_INVAL;
-		}
-	}
+	d->peers = peers;	/* borrowed: sorted, unique and canonical already */
 	return 0;
 }
 

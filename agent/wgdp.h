@@ -22,9 +22,10 @@
 /* DIR/wg.key (base64, as buoy keygen writes it). */
 int	wgdp_load_key(uint8_t priv[32], const char *dir);
 /*
- * The device cfg asks for: priv, cfg's listen port, the peers (NULL: none), and with awg
- * the obfuscation keys (WireGuard implementations refuse them, so never without awg).
- * Clear it with wg_desired_clear(), also after a failure.
+ * The device cfg asks for: priv, cfg's listen port, the peers (NULL: none; borrowed, not
+ * copied: they must outlive it), and with awg the obfuscation keys (WireGuard
+ * implementations refuse them, so never without awg). Clear it with wg_desired_clear(),
+ * also after a failure.
  */
 int	wgdp_desired(struct wg_desired *, const uint8_t priv[32], bool awg,
 	    const Pharos__V1__NodeConfig *cfg, const struct peerset *peers);

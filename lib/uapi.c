@@ -197,13 +197,8 @@ wg_peer_clear(struct wg_peer *p)
 	p->n_allowed = 0;
 }
 
-struct cidr {
-	struct ipaddr	ip;
-	unsigned	prefix;
-};
-
 static int
-cidr_parse(struct cidr *c, const char *s)
+cidr_parse(struct peerset_cidr *c, const char *s)
 {
 	bool host;
 
@@ -211,7 +206,7 @@ cidr_parse(struct cidr *c, const char *s)
 }
 
 static void
-cidr_text(char buf[64], const struct cidr *c)
+cidr_text(char buf[64], const struct peerset_cidr *c)
 {
 	char ip[INET6_ADDRSTRLEN];
 
@@ -222,7 +217,7 @@ cidr_text(char buf[64], const struct cidr *c)
 int
 wg_peer_add_allowed_ip(struct wg_peer *p, const char *s)
 {
-	struct cidr c;
+	struct peerset_cidr c;
 	char text[64], *dup, **v;
 	size_t n = p->n_allowed;
 
@@ -271,9 +266,6 @@ wg_desired_clear(struct wg_desired *d)
 
 	if (d == NULL)
 		return;
-	for (i = 0; i < d->npeers; i++)
-		wg_peer_clear(&d->peers[i]);
-	free(d->peers);
 	for (i = 0; i < 5; i++)
 		free(d->i[i]);
 	sodium_memzero(d, sizeof(*d));
@@ -823,7 +815,7 @@ out:
 static int
 cidr_cmp(const void *a, const void *b)
 {
-	const struct cidr *ca = a, *cb = b;
+	const struct peerset_cidr *ca = a, *cb = b;
 	int c = addr_cmp(&ca->ip, &cb->ip);
 
 	if (c != 0)
@@ -833,9 +825,9 @@ cidr_cmp(const void *a, const void *b)
 
 /* A peer's allowed IPs parsed, sorted and without duplicates. */
 static int
-cidr_set(struct cidr **out, size_t *n, const struct wg_peer *p)
+cidr_set(struct peerset_cidr **out, size_t *n, const struct wg_peer *p)
 {
-	struct cidr *v;
+	struct peerset_cidr *v;
 	size_t i, j;
 
 	*out = NULL;
@@ -857,18 +849,6 @@ cidr_set(struct cidr **out, size_t *n, const struct wg_peer *p)
 	*out = v;
 	*n = j;
 	return 0;
-}
-
-static void
-emit_allowed(struct sbuf *sb, const struct cidr *v, size_t n)
-{
-	char text[64];
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		cidr_text(text, &v[i]);
-		sb_printf(sb, "allowed_ip=%s\n", text);
-	}
 }
 
 /* Canonical "ip:port" / "[v6]:port" of an endpoint; "" stays "". */
@@ -947,18 +927,11 @@ check_desired(const struct wg_desired *w)
 			}
 		}
 	}
-	for (i = 0; i < w->npeers; i++) {
-		if (w->peers[i].keepalive < 0 || w->peers[i].keepalive > 65535) {
-			err_set("uapi: keepalive %d is not 0-65535", w->peers[i].keepalive);
+	/* Keys, keepalives and allowed IPs were checked when the peerset was built. */
+	for (i = 0; w->peers != NULL && i < w->peers->n; i++)
+		if (w->peers->v[i].endpoint != 0 &&
+		    endpoint_canon(ep, peerset_endpoint(w->peers, i)) != 0)
 			return ERR_INVAL;
-		}
-		if (memchr(w->peers[i].endpoint, '\0', sizeof(w->peers[i].endpoint)) == NULL) {
-			err_set("uapi: endpoint is not terminated");
-			return ERR_INVAL;
-		}
-		if (endpoint_canon(ep, w->peers[i].endpoint) != 0)
-			return ERR_INVAL;
-	}
 	return 0;
 }
 
@@ -998,106 +971,142 @@ emit_device(struct sbuf *sb, const struct wg_device *cur, const struct wg_desire
 			sb_printf(sb, "i%zu=%s\n", i + 1, w->i[i]);
 }
 
+/* "public_key=HEX\n", written in place: it is the line every peer has. */
 static void
 emit_key(struct sbuf *sb, const uint8_t key[UAPI_KEY_LEN])
 {
-	char hex[UAPI_KEY_HEX_LEN + 1];
+	static const char pre[] = "public_key=";
 
-	uapi_key_to_hex(hex, key);
-	sb_printf(sb, "public_key=%s\n", hex);
+	if (sb_reserve(sb, sizeof(pre) - 1 + UAPI_KEY_HEX_LEN + 1) != 0)
+		return;
+	memcpy(sb->p + sb->len, pre, sizeof(pre) - 1);
+	sb->len += sizeof(pre) - 1;
+	sodium_bin2hex(sb->p + sb->len, UAPI_KEY_HEX_LEN + 1, key, UAPI_KEY_LEN);
+	sb->len += UAPI_KEY_HEX_LEN;
+	sb->p[sb->len++] = '\n';
+	sb->p[sb->len] = '\0';
 }
 
-static int
-emit_new_peer(struct sbuf *sb, const struct wg_peer *w)
+/* The wanted peer ps->v[i]'s allowed IPs, one "allowed_ip=" line each. */
+static void
+emit_want_ips(struct sbuf *sb, const struct peerset *ps, size_t i)
 {
-	struct cidr *v;
+	struct peerset_cidr c;
+	char text[64];
+	size_t off = ps->v[i].ips, j;
+
+	for (j = 0; j < ps->v[i].n_ips; j++) {
+		peerset_next_ip(ps, &off, &c);
+		cidr_text(text, &c);
+		sb_printf(sb, "allowed_ip=%s\n", text);
+	}
+}
+
+/* A peer the device does not have: its key, endpoint, keepalive and allowed IPs. */
+static int
+emit_new_peer(struct sbuf *sb, const struct peerset *ps, size_t i)
+{
+	const struct peerset_peer *w = &ps->v[i];
 	char ep[64];
-	size_t n;
 	int rc;
 
-	if ((rc = endpoint_canon(ep, w->endpoint)) != 0 || (rc = cidr_set(&v, &n, w)) != 0)
+	if ((rc = endpoint_canon(ep, peerset_endpoint(ps, i))) != 0)
 		return rc;
-	emit_key(sb, w->public_key);
+	emit_key(sb, w->key);
 	if (ep[0] != '\0')
 		sb_printf(sb, "endpoint=%s\n", ep);
 	if (w->keepalive > 0)
-		sb_printf(sb, "persistent_keepalive_interval=%d\n", w->keepalive);
-	emit_allowed(sb, v, n);
-	free(v);
+		sb_printf(sb, "persistent_keepalive_interval=%u\n", (unsigned)w->keepalive);
+	emit_want_ips(sb, ps, i);
 	return 0;
 }
 
-/* What differs between the live peer c and the wanted w (same key). */
+/* What differs between the live peer c and the wanted ps->v[i] (same key). */
 struct peer_change {
 	bool		 endpoint, keepalive, ips;
-	char		 wep[64];	/* w's endpoint, canonical */
-	struct cidr	*wv;		/* w's allowed IPs, canonical (the caller frees) */
-	size_t		 wn;
+	char		 wep[64];	/* the wanted endpoint, canonical */
 };
 
 static int
-peer_changes(struct peer_change *pc, const struct wg_peer *c, const struct wg_peer *w)
+peer_changes(struct peer_change *pc, const struct wg_peer *c, const struct peerset *ps,
+    size_t i)
 {
-	struct cidr *cv = NULL;
+	const struct peerset_peer *w = &ps->v[i];
+	struct peerset_cidr *cv = NULL, wc;
 	char cep[64];
-	size_t cn, i;
+	size_t cn, j, off = w->ips;
 	int rc;
 
 	memset(pc, 0, sizeof(*pc));
-	if ((rc = endpoint_canon(pc->wep, w->endpoint)) != 0)
+	if ((rc = endpoint_canon(pc->wep, peerset_endpoint(ps, i))) != 0)
 		return rc;
 	/* An endpoint we cannot parse (a zone, say) is simply "different". */
 	if (endpoint_canon(cep, c->endpoint) != 0)
 		cep[0] = '\0';
-	if ((rc = cidr_set(&cv, &cn, c)) != 0 || (rc = cidr_set(&pc->wv, &pc->wn, w)) != 0) {
-		free(cv);
+	if ((rc = cidr_set(&cv, &cn, c)) != 0)
 		return rc;
-	}
 	pc->endpoint = pc->wep[0] != '\0' && strcmp(pc->wep, cep) != 0;
 	pc->keepalive = w->keepalive != c->keepalive;
-	pc->ips = cn != pc->wn;
-	for (i = 0; i < pc->wn && !pc->ips; i++)
-		pc->ips = cidr_cmp(&cv[i], &pc->wv[i]) != 0;
+	/* Both are canonical and in the same order (peerset.h). */
+	pc->ips = cn != w->n_ips;
+	for (j = 0; j < cn && !pc->ips; j++) {
+		peerset_next_ip(ps, &off, &wc);
+		pc->ips = cidr_cmp(&cv[j], &wc) != 0;
+	}
 	free(cv);
 	return 0;
 }
 
 /* *changed set when the peer differs (and was emitted). */
 static int
-emit_changed_peer(struct sbuf *sb, const struct wg_peer *c, const struct wg_peer *w,
-    bool *changed)
+emit_changed_peer(struct sbuf *sb, const struct wg_peer *c, const struct peerset *ps,
+    size_t i, bool *changed)
 {
 	struct peer_change pc;
 	int rc;
 
-	if ((rc = peer_changes(&pc, c, w)) != 0)
+	if ((rc = peer_changes(&pc, c, ps, i)) != 0)
 		return rc;
 	*changed = pc.endpoint || pc.keepalive || pc.ips;
 	if (*changed) {
-		emit_key(sb, w->public_key);
+		emit_key(sb, ps->v[i].key);
 		sb_printf(sb, "update_only=true\n");
 		if (pc.endpoint)
 			sb_printf(sb, "endpoint=%s\n", pc.wep);
 		if (pc.keepalive)
-			sb_printf(sb, "persistent_keepalive_interval=%d\n", w->keepalive);
+			sb_printf(sb, "persistent_keepalive_interval=%u\n",
+			    (unsigned)ps->v[i].keepalive);
 		if (pc.ips) {
 			sb_printf(sb, "replace_allowed_ips=true\n");
-			emit_allowed(sb, pc.wv, pc.wn);
+			emit_want_ips(sb, ps, i);
 		}
 	}
-	free(pc.wv);
 	return 0;
 }
 
-static const struct wg_peer *
-find_peer(const struct wg_peer **v, size_t n, const struct wg_peer *key)
+/*
+ * The device's peers (cv, sorted by key) against the wanted ones (a peerset, sorted by
+ * key too), in one merge: each pair calls step with the live peer or NULL and the wanted
+ * index or -1.
+ */
+static int
+merge(const struct wg_peer **cv, size_t cn, const struct peerset *ps,
+    int (*step)(void *, const struct wg_peer *, ptrdiff_t), void *arg)
 {
-	const struct wg_peer **hit;
+	size_t i = 0, j = 0, wn = ps != NULL ? ps->n : 0;
+	int c, rc = 0;
 
-	if (n == 0)
-		return NULL;
-	hit = bsearch(&key, v, n, sizeof(*v), peer_key_cmp);
-	return hit ? *hit : NULL;
+	while (rc == 0 && (i < cn || j < wn)) {
+		c = i == cn ? 1 : j == wn ? -1 :
+		    memcmp(cv[i]->public_key, ps->v[j].key, UAPI_KEY_LEN);
+		if (c < 0)
+			rc = step(arg, cv[i++], -1);
+		else if (c > 0)
+			rc = step(arg, NULL, (ptrdiff_t)j++);
+		else
+			rc = step(arg, cv[i++], (ptrdiff_t)j++);
+	}
+	return rc;
 }
 
 int
@@ -1138,53 +1147,73 @@ sb_flush(struct sbuf *sb, size_t atleast)
 	return 0;
 }
 
+/* One pass of a diff over the merge of the device and the wanted peers. */
+struct diff_ctx {
+	struct sbuf		*sb;		/* NULL: only count */
+	struct uapi_counts	*counts;
+	const struct peerset	*ps;
+	enum { PASS_REMOVED, PASS_ADDED, PASS_CHANGED } pass;
+};
+
+static int
+diff_step(void *arg, const struct wg_peer *c, ptrdiff_t w)
+{
+	struct diff_ctx *d = arg;
+	struct peer_change pc;
+	bool changed = false;
+	int rc = 0;
+
+	if (d->sb == NULL) {
+		if (w < 0)
+			d->counts->removed++;
+		else if (c == NULL)
+			d->counts->added++;
+		else if ((rc = peer_changes(&pc, c, d->ps, (size_t)w)) == 0)
+			d->counts->changed += pc.endpoint || pc.keepalive || pc.ips;
+		return rc;
+	}
+	if (d->pass == PASS_REMOVED && w < 0) {
+		emit_key(d->sb, c->public_key);
+		sb_printf(d->sb, "remove=true\n");
+		d->counts->removed++;
+	} else if (d->pass == PASS_ADDED && c == NULL) {
+		rc = emit_new_peer(d->sb, d->ps, (size_t)w);
+		d->counts->added++;
+	} else if (d->pass == PASS_CHANGED && c != NULL && w >= 0) {
+		rc = emit_changed_peer(d->sb, c, d->ps, (size_t)w, &changed);
+		d->counts->changed += changed;
+	} else {
+		return 0;
+	}
+	return rc != 0 ? rc : sb_flush(d->sb, STREAM_CHUNK);
+}
+
 /*
- * The diff of cur and want into sb, flushed as it grows when sb streams. Everything that
- * can be refused is checked before the first line.
+ * The diff of cur and want into sb, flushed as it grows when sb streams: removed peers,
+ * then added ones, then changed ones. Everything that can be refused is checked before
+ * the first line.
  */
 static int
 diff_run(struct sbuf *sb, struct uapi_counts *counts, const struct wg_device *cur,
     const struct wg_desired *want)
 {
-	const struct wg_peer **cv = NULL, **wv = NULL, *other;
-	size_t i;
-	bool changed = false;
+	const struct wg_peer **cv = NULL;
+	struct diff_ctx d = { sb, counts, want->peers, PASS_REMOVED };
 	int rc;
 
 	memset(counts, 0, sizeof(*counts));
 	if ((rc = check_desired(want)) != 0)
 		return rc;
 	if ((rc = sorted_peers(&cv, cur->peers, cur->npeers, "the device")) != 0 ||
-	    (rc = sorted_peers(&wv, want->peers, want->npeers, "the desired state")) != 0)
-		goto out;
-	if ((rc = sb_reserve(sb, STREAM_CHUNK)) != 0)
+	    (rc = sb_reserve(sb, STREAM_CHUNK)) != 0)
 		goto out;
 	emit_device(sb, cur, want);
-	for (i = 0; i < cur->npeers && rc == 0; i++) {
-		if (find_peer(wv, want->npeers, cv[i]) == NULL) {
-			emit_key(sb, cv[i]->public_key);
-			sb_printf(sb, "remove=true\n");
-			counts->removed++;
-			rc = sb_flush(sb, STREAM_CHUNK);
-		}
-	}
-	for (i = 0; i < want->npeers && rc == 0; i++)
-		if (find_peer(cv, cur->npeers, wv[i]) == NULL) {
-			if ((rc = emit_new_peer(sb, wv[i])) == 0)
-				rc = sb_flush(sb, STREAM_CHUNK);
-			counts->added++;
-		}
-	for (i = 0; i < want->npeers && rc == 0; i++)
-		if ((other = find_peer(cv, cur->npeers, wv[i])) != NULL) {
-			if ((rc = emit_changed_peer(sb, other, wv[i], &changed)) == 0)
-				rc = sb_flush(sb, STREAM_CHUNK);
-			counts->changed += changed;
-		}
+	for (d.pass = PASS_REMOVED; d.pass <= PASS_CHANGED && rc == 0; d.pass++)
+		rc = merge(cv, cur->npeers, want->peers, diff_step, &d);
 	if (rc == 0)
 		rc = sb->rc;
 out:
 	free(cv);
-	free(wv);
 	return rc;
 }
 
@@ -1249,32 +1278,14 @@ int
 uapi_count(struct uapi_counts *out, const struct wg_device *cur,
     const struct wg_desired *want)
 {
-	const struct wg_peer **cv = NULL, **wv = NULL, *other;
-	struct peer_change pc;
-	size_t i;
+	const struct wg_peer **cv = NULL;
+	struct diff_ctx d = { NULL, out, want->peers, PASS_REMOVED };
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = sorted_peers(&cv, cur->peers, cur->npeers, "the device")) != 0 ||
-	    (rc = sorted_peers(&wv, want->peers, want->npeers, "the desired state")) != 0)
-		goto out;
-	for (i = 0; i < cur->npeers; i++)
-		if (find_peer(wv, want->npeers, cv[i]) == NULL)
-			out->removed++;
-	for (i = 0; i < want->npeers; i++) {
-		if ((other = find_peer(cv, cur->npeers, wv[i])) == NULL) {
-			out->added++;
-			continue;
-		}
-		if ((rc = peer_changes(&pc, other, wv[i])) != 0)
-			goto out;
-		free(pc.wv);
-		if (pc.endpoint || pc.keepalive || pc.ips)
-			out->changed++;
-	}
-out:
+	if ((rc = sorted_peers(&cv, cur->peers, cur->npeers, "the device")) == 0)
+		rc = merge(cv, cur->npeers, want->peers, diff_step, &d);
 	free(cv);
-	free(wv);
 	return rc;
 }
 
@@ -1284,11 +1295,11 @@ int
 uapi_conf(char **text, size_t *len, const struct wg_desired *want)
 {
 	struct sbuf sb = { 0 };
-	const struct wg_peer **wv = NULL;
-	struct cidr *v;
+	const struct peerset *ps = want->peers;
+	struct peerset_cidr c;
 	char b64[UAPI_KEY_B64_LEN + 1], ep[64], ip[64];
 	uint8_t key[UAPI_KEY_LEN];
-	size_t i, j, n;
+	size_t i, j, off;
 	int rc;
 
 	*text = NULL;
@@ -1303,8 +1314,6 @@ uapi_conf(char **text, size_t *len, const struct wg_desired *want)
 			return ERR_INVAL;
 		}
 	}
-	if ((rc = sorted_peers(&wv, want->peers, want->npeers, "the desired state")) != 0)
-		return rc;
 	sb_printf(&sb, "[Interface]\n");
 	memcpy(key, want->private_key, sizeof(key));
 	if (!sodium_is_zero(key, sizeof(key))) {
@@ -1333,23 +1342,22 @@ uapi_conf(char **text, size_t *len, const struct wg_desired *want)
 			if (want->i[i] != NULL)
 				sb_printf(&sb, "I%zu = %s\n", i + 1, want->i[i]);
 	}
-	for (i = 0; i < want->npeers && rc == 0; i++) {
-		if ((rc = endpoint_canon(ep, wv[i]->endpoint)) != 0 ||
-		    (rc = cidr_set(&v, &n, wv[i])) != 0)
+	for (i = 0; ps != NULL && i < ps->n && rc == 0; i++) {
+		if ((rc = endpoint_canon(ep, peerset_endpoint(ps, i))) != 0)
 			break;
-		uapi_key_to_base64(b64, wv[i]->public_key);
+		uapi_key_to_base64(b64, ps->v[i].key);
 		sb_printf(&sb, "\n[Peer]\nPublicKey = %s\n", b64);
-		for (j = 0; j < n; j++) {
-			cidr_text(ip, &v[j]);
+		for (j = 0, off = ps->v[i].ips; j < ps->v[i].n_ips; j++) {
+			peerset_next_ip(ps, &off, &c);
+			cidr_text(ip, &c);
 			sb_printf(&sb, "%s%s", j == 0 ? "AllowedIPs = " : ", ", ip);
 		}
-		if (n > 0)
+		if (ps->v[i].n_ips > 0)
 			sb_printf(&sb, "\n");
-		free(v);
 		if (ep[0] != '\0')
 			sb_printf(&sb, "Endpoint = %s\n", ep);
 		/* Always: syncconf leaves a keepalive the file does not mention as it is. */
-		sb_printf(&sb, "PersistentKeepalive = %d\n", wv[i]->keepalive);
+		sb_printf(&sb, "PersistentKeepalive = %u\n", (unsigned)ps->v[i].keepalive);
 	}
 	if (rc == 0)
 		rc = sb.rc;
@@ -1358,7 +1366,6 @@ uapi_conf(char **text, size_t *len, const struct wg_desired *want)
 		*len = sb.len;
 		sb.p = NULL;	/* the caller's now */
 	}
-	free(wv);
 	sb_wipe(&sb);
 	return rc;
 }

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "peerset.h"
+
 #define UAPI_KEY_LEN		32
 #define UAPI_KEY_HEX_LEN	64	/* without the NUL */
 #define UAPI_KEY_B64_LEN	44	/* standard base64 with '=', without the NUL */
@@ -52,7 +54,8 @@ struct wg_device {
  * clear an endpoint, and a roaming peer's learned endpoint must not be reset). The AWG
  * keys are sent only when awg is true: jc/jmin/jmax only when jc > 0 (AWG 2.0 refuses
  * jc=0), s3/s4 only when non-zero and h1..h4 only when non-empty (AWG 1.0 knows no s3/s4),
- * i1..i5 only when non-NULL.
+ * i1..i5 only when non-NULL. The peers are a peerset (peerset.h: sorted by key, unique,
+ * allowed IPs canonical), borrowed: it must outlive the wg_desired; NULL means none.
  */
 struct wg_desired {
 	uint8_t		 private_key[UAPI_KEY_LEN];
@@ -61,8 +64,7 @@ struct wg_desired {
 	int		 jc, jmin, jmax, s1, s2, s3, s4;
 	char		 h[4][24];	/* "123" or "a-b" */
 	char		*i[5];
-	struct wg_peer	*peers;
-	size_t		 npeers;
+	const struct peerset *peers;
 };
 
 /* Free a peer's allowed IPs (the peer itself is not freed). NULL-safe. */
@@ -71,7 +73,7 @@ void	wg_peer_clear(struct wg_peer *);
 int	wg_peer_add_allowed_ip(struct wg_peer *, const char *cidr);
 /* Wipe the private key, free the peers and the device. NULL-safe. */
 void	wg_device_free(struct wg_device *);
-/* Wipe the private key, free peers, i[] strings; leaves *d zeroed. NULL-safe. */
+/* Wipe the private key, free the i[] strings (not the peers); leaves *d zeroed. NULL-safe. */
 void	wg_desired_clear(struct wg_desired *);
 
 /*
@@ -123,8 +125,8 @@ int	uapi_diff_count(char **body, size_t *len, struct uapi_counts *,
  * are written. busy(busy_arg), if not NULL, is called once while the implementation
  * takes the body (when the socket is first full, else after the last byte), so the
  * caller's own work overlaps with it. Nothing is sent and busy is not called when
- * nothing differs. Whatever can be refused (want, duplicate keys) is checked before the
- * first byte; a failure after it (out of memory, the socket) leaves the lines already
+ * nothing differs. Whatever can be refused (want, a device listing a key twice) is checked
+ * before the first byte; a failure after it (out of memory, the socket) leaves the lines already
  * taken applied, as with any set that fails half way. *sent: bytes of body sent.
  */
 int	uapi_set_diff(const char *sock_path, struct uapi_counts *, size_t *sent,

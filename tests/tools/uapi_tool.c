@@ -99,47 +99,53 @@ num(int *out, const char *s, int max)
 	return 0;
 }
 
+/* "peer=B64 [allowed=CIDR,...] [endpoint=E] [keepalive=N]" into ps. */
 static int
-peer_line(struct wg_desired *w, char *line)
+peer_line(struct peerset *ps, char *line)
 {
-	struct wg_peer *p, *np;
-	char *tok, *save = NULL, *ip, *save2 = NULL;
+	uint8_t key[UAPI_KEY_LEN];
+	char *tok, *save = NULL, *ip, *save2 = NULL, *ips[256];
+	struct peerset_in in;
+	const char *endpoint = NULL;
+	size_t n_ips = 0;
+	int keepalive = 0;
+	bool have_key = false;
 
-	if ((np = realloc(w->peers, (w->npeers + 1) * sizeof(*np))) == NULL) {
-		err_set("out of memory");
-		return ERR_NOMEM;
-	}
-	w->peers = np;
-	p = &w->peers[w->npeers++];
-	memset(p, 0, sizeof(*p));
 	for (tok = strtok_r(line, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
 		if (strncmp(tok, "peer=", 5) == 0) {
-			if (uapi_key_from_base64(p->public_key, tok + 5) != 0)
+			if (uapi_key_from_base64(key, tok + 5) != 0)
 				return ERR_INVAL;
+			have_key = true;
 		} else if (strncmp(tok, "allowed=", 8) == 0) {
 			for (ip = strtok_r(tok + 8, ",", &save2); ip != NULL;
-			    ip = strtok_r(NULL, ",", &save2))
-				if (wg_peer_add_allowed_ip(p, ip) != 0)
+			    ip = strtok_r(NULL, ",", &save2)) {
+				if (n_ips == sizeof(ips) / sizeof(ips[0])) {
+					err_set("more than 256 allowed IPs");
 					return ERR_INVAL;
-		} else if (strncmp(tok, "endpoint=", 9) == 0) {
-			if ((size_t)snprintf(p->endpoint, sizeof(p->endpoint), "%s", tok + 9) >=
-			    sizeof(p->endpoint)) {
-				err_set("endpoint too long");
-				return ERR_INVAL;
+				}
+				ips[n_ips++] = ip;
 			}
+		} else if (strncmp(tok, "endpoint=", 9) == 0) {
+			endpoint = tok + 9;
 		} else if (strncmp(tok, "keepalive=", 10) == 0) {
-			if (num(&p->keepalive, tok + 10, 65535) != 0)
+			if (num(&keepalive, tok + 10, 65535) != 0)
 				return ERR_INVAL;
 		} else {
 			err_set("unknown peer setting '%s'", tok);
 			return ERR_INVAL;
 		}
 	}
-	return 0;
+	if (!have_key) {
+		err_set("a peer line without peer=");
+		return ERR_INVAL;
+	}
+	in = (struct peerset_in){ key, UAPI_KEY_LEN, ips, n_ips, endpoint, (uint32_t)keepalive };
+	return peerset_append(ps, &in);
 }
 
+/* The desired state in path; its peers go to *ps (the caller frees it, also on error). */
 static int
-load_desired(struct wg_desired *w, const char *path)
+load_desired(struct wg_desired *w, struct peerset **ps, const char *path)
 {
 	static const char *const ints[] = { "jc", "jmin", "jmax", "s1", "s2", "s3", "s4" };
 	int *const dst[] = { &w->jc, &w->jmin, &w->jmax, &w->s1, &w->s2, &w->s3, &w->s4 };
@@ -149,6 +155,8 @@ load_desired(struct wg_desired *w, const char *path)
 	int rc = 0;
 
 	memset(w, 0, sizeof(*w));
+	if ((rc = peerset_new(ps)) != 0)
+		return rc;
 	if ((f = fopen(path, "r")) == NULL) {
 		err_setsys("%s", path);
 		return ERR_SYS;
@@ -161,7 +169,7 @@ load_desired(struct wg_desired *w, const char *path)
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
 		if (strncmp(line, "peer=", 5) == 0) {
-			rc = peer_line(w, line);
+			rc = peer_line(*ps, line);
 			continue;
 		}
 		if ((eq = strchr(line, '=')) == NULL) {
@@ -203,6 +211,8 @@ load_desired(struct wg_desired *w, const char *path)
 	}
 	sodium_memzero(line, sizeof(line));
 	fclose(f);
+	if (rc == 0 && (rc = peerset_seal(*ps)) == 0)
+		w->peers = *ps;
 	if (rc != 0)
 		err_set("%s: %s", path, err_last());
 	return rc;
@@ -213,12 +223,14 @@ cmd_apply(const char *sock, const char *file)
 {
 	struct wg_device *d = NULL;
 	struct wg_desired w;
+	struct peerset *ps = NULL;
 	char *body = NULL, *line, *nl;
 	size_t len = 0;
 	int rc;
 
-	if (load_desired(&w, file) != 0) {
+	if (load_desired(&w, &ps, file) != 0) {
 		wg_desired_clear(&w);
+		peerset_free(ps);
 		return fail("apply");
 	}
 	if ((rc = uapi_get(&d, sock)) == 0 && (rc = uapi_diff(&body, &len, d, &w)) == 0 &&
@@ -236,6 +248,7 @@ cmd_apply(const char *sock, const char *file)
 	uapi_body_free(body, len);
 	wg_device_free(d);
 	wg_desired_clear(&w);
+	peerset_free(ps);
 	return rc == 0 ? 0 : fail("apply");
 }
 

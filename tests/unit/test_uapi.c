@@ -3,6 +3,7 @@
  * The UAPI client: get-reply parsing, set-body diffs (golden strings), key text; and the
  * wg(8) side: config text for syncconf, `wg show dump` parsing, peer counts.
  */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "err.h"
@@ -101,34 +102,93 @@ static const struct {
 	    "errno=0\n\n", ERR_INVAL },
 };
 
-/* The desired state equal to `reply`. */
+/*
+ * A desired state under test: peers as plain fields the tests change, sealed into the
+ * peerset the diff takes (want_seal()) before each use.
+ */
+struct tpeer {
+	const char	*key;		/* hex */
+	char		 endpoint[64];
+	unsigned	 keepalive;
+	char		*ips[4];
+	size_t		 n_ips;
+};
+
+struct twant {
+	struct wg_desired	 w;
+	struct tpeer		 p[3];
+	size_t			 n;
+	struct peerset		*ps;
+};
+
 static void
-want_init(struct wg_desired *w)
+tp_ip(struct tpeer *p, const char *cidr)
 {
-	memset(w, 0, sizeof(*w));
-	uapi_key_from_hex(w->private_key, PRIV, 64);
-	w->listen_port = 51820;
-	w->npeers = 2;
-	w->peers = calloc(3, sizeof(*w->peers));
-	if (w->peers == NULL)
-		abort();
-	uapi_key_from_hex(w->peers[0].public_key, KA, 64);
-	strcpy(w->peers[0].endpoint, "192.0.2.10:51820");
-	w->peers[0].keepalive = 25;
-	wg_peer_add_allowed_ip(&w->peers[0], "fd00:64::2/128");	/* order is free */
-	wg_peer_add_allowed_ip(&w->peers[0], "10.64.0.2/32");
-	uapi_key_from_hex(w->peers[1].public_key, KB, 64);
-	strcpy(w->peers[1].endpoint, "[2001:DB8::5]:51821");	/* any spelling */
-	wg_peer_add_allowed_ip(&w->peers[1], "10.64.0.3/32");
+	if (p->n_ips < 4)
+		p->ips[p->n_ips++] = (char *)(uintptr_t)cidr;
+}
+
+/* The peerset of t's peers into t->w.peers; a peerset error (a key twice) as it is. */
+static int
+want_seal(struct twant *t)
+{
+	uint8_t keys[3][32];
+	size_t i;
+	int rc;
+
+	peerset_free(t->ps);
+	t->ps = NULL;
+	t->w.peers = NULL;
+	if ((rc = peerset_new(&t->ps)) != 0)
+		return rc;
+	for (i = 0; i < t->n; i++) {
+		struct peerset_in in = { keys[i], 32, t->p[i].ips, t->p[i].n_ips,
+			t->p[i].endpoint, t->p[i].keepalive };
+		uapi_key_from_hex(keys[i], t->p[i].key, 64);
+		if ((rc = peerset_append(t->ps, &in)) != 0)
+			return rc;
+	}
+	if ((rc = peerset_seal(t->ps)) != 0)
+		return rc;
+	t->w.peers = t->ps;
+	return 0;
 }
 
 static void
-diff_is(const struct wg_device *cur, const struct wg_desired *w, const char *want,
-    const char *name)
+want_clear(struct twant *t)
+{
+	wg_desired_clear(&t->w);
+	peerset_free(t->ps);
+	memset(t, 0, sizeof(*t));
+}
+
+/* The desired state equal to `reply`. */
+static void
+want_init(struct twant *t)
+{
+	memset(t, 0, sizeof(*t));
+	uapi_key_from_hex(t->w.private_key, PRIV, 64);
+	t->w.listen_port = 51820;
+	t->n = 2;
+	t->p[0].key = KA;
+	strcpy(t->p[0].endpoint, "192.0.2.10:51820");
+	t->p[0].keepalive = 25;
+	tp_ip(&t->p[0], "fd00:64::2/128");	/* order is free */
+	tp_ip(&t->p[0], "10.64.0.2/32");
+	t->p[1].key = KB;
+	strcpy(t->p[1].endpoint, "[2001:DB8::5]:51821");	/* any spelling */
+	tp_ip(&t->p[1], "10.64.0.3/32");
+}
+
+static void
+diff_is(const struct wg_device *cur, struct twant *t, const char *want, const char *name)
 {
 	char *body = NULL;
 	size_t len = 0;
-	int rc = uapi_diff(&body, &len, cur, w);
+	int rc = want_seal(t);
+
+	if (rc == 0)
+		rc = uapi_diff(&body, &len, cur, &t->w);
 
 	T_OK(rc == 0 && body != NULL && len == strlen(body), "diff %s: ok", name);
 	T_STREQ(body, want, "diff %s: body", name);
@@ -136,11 +196,14 @@ diff_is(const struct wg_device *cur, const struct wg_desired *w, const char *wan
 }
 
 static void
-conf_is(const struct wg_desired *w, const char *want, const char *name)
+conf_is(struct twant *t, const char *want, const char *name)
 {
 	char *text = NULL;
 	size_t len = 0;
-	int rc = uapi_conf(&text, &len, w);
+	int rc = want_seal(t);
+
+	if (rc == 0)
+		rc = uapi_conf(&text, &len, &t->w);
 
 	T_OK(rc == 0 && text != NULL && len == strlen(text), "conf %s: ok (%s)", name,
 	    rc ? err_last() : "ok");
@@ -159,49 +222,48 @@ static void
 wgtool_tests(const struct wg_device *d)
 {
 	struct wg_device *e = NULL;
-	struct wg_desired w;
+	struct twant t;
 	struct uapi_counts c;
 	char *text;
 	size_t len;
 	int rc;
 
 	/* ---- wg(8) config text ---- */
-	want_init(&w);
-	conf_is(&w, "[Interface]\nPrivateKey = " PRIV_B64 "\nListenPort = 51820\n"
+	want_init(&t);
+	conf_is(&t, "[Interface]\nPrivateKey = " PRIV_B64 "\nListenPort = 51820\n"
 	    "\n[Peer]\nPublicKey = " KA_B64 "\nAllowedIPs = 10.64.0.2/32, fd00:64::2/128\n"
 	    "Endpoint = 192.0.2.10:51820\nPersistentKeepalive = 25\n"
 	    "\n[Peer]\nPublicKey = " KB_B64 "\nAllowedIPs = 10.64.0.3/32\n"
 	    "Endpoint = [2001:db8::5]:51821\nPersistentKeepalive = 0\n",
 	    "two peers, key order, canonical addresses");
-	w.listen_port = 0;
-	w.peers[0].endpoint[0] = '\0';
-	w.npeers = 1;
-	wg_peer_clear(&w.peers[1]);
-	conf_is(&w, "[Interface]\nPrivateKey = " PRIV_B64 "\n"
+	t.w.listen_port = 0;
+	t.p[0].endpoint[0] = '\0';
+	t.n = 1;
+	conf_is(&t, "[Interface]\nPrivateKey = " PRIV_B64 "\n"
 	    "\n[Peer]\nPublicKey = " KA_B64 "\nAllowedIPs = 10.64.0.2/32, fd00:64::2/128\n"
 	    "PersistentKeepalive = 25\n", "no port, no endpoint");
-	w.npeers = 0;
-	conf_is(&w, "[Interface]\nPrivateKey = " PRIV_B64 "\n", "no peers");
-	w.jc = 3, w.jmin = 10, w.jmax = 30, w.s1 = 15, w.s2 = 18;
-	conf_is(&w, "[Interface]\nPrivateKey = " PRIV_B64 "\n", "AWG params ignored without awg");
-	w.awg = true;
-	w.s3 = 20, w.s4 = 23;
-	strcpy(w.h[0], "1020325451");
-	strcpy(w.h[3], "100-200");
-	w.i[0] = strdup("<r 2><b 0x8580>");
-	conf_is(&w, "[Interface]\nPrivateKey = " PRIV_B64 "\nJc = 3\nJmin = 10\nJmax = 30\n"
+	t.n = 0;
+	conf_is(&t, "[Interface]\nPrivateKey = " PRIV_B64 "\n", "no peers");
+	t.w.jc = 3, t.w.jmin = 10, t.w.jmax = 30, t.w.s1 = 15, t.w.s2 = 18;
+	conf_is(&t, "[Interface]\nPrivateKey = " PRIV_B64 "\n", "AWG params ignored without awg");
+	t.w.awg = true;
+	t.w.s3 = 20, t.w.s4 = 23;
+	strcpy(t.w.h[0], "1020325451");
+	strcpy(t.w.h[3], "100-200");
+	t.w.i[0] = strdup("<r 2><b 0x8580>");
+	conf_is(&t, "[Interface]\nPrivateKey = " PRIV_B64 "\nJc = 3\nJmin = 10\nJmax = 30\n"
 	    "S1 = 15\nS2 = 18\nS3 = 20\nS4 = 23\nH1 = 1020325451\nH4 = 100-200\n"
 	    "I1 = <r 2><b 0x8580>\n", "AWG keys in config spelling");
-	free(w.i[0]);
-	w.i[0] = strdup("<r 2>#x");
-	T_OK(uapi_conf(&text, &len, &w) == ERR_INVAL && text == NULL,
+	free(t.w.i[0]);
+	t.w.i[0] = strdup("<r 2>#x");
+	T_OK(want_seal(&t) == 0 && uapi_conf(&text, &len, &t.w) == ERR_INVAL && text == NULL,
 	    "conf refuses: '#' in i1 (%s)", err_last());
-	w.npeers = 2;
-	wg_desired_clear(&w);
-	want_init(&w);
-	strcpy(w.peers[1].endpoint, "vpn.example.com:1");
-	T_OK(uapi_conf(&text, &len, &w) == ERR_INVAL, "conf refuses: host name endpoint");
-	wg_desired_clear(&w);
+	want_clear(&t);
+	want_init(&t);
+	strcpy(t.p[1].endpoint, "vpn.example.com:1");
+	T_OK(want_seal(&t) == 0 && uapi_conf(&text, &len, &t.w) == ERR_INVAL,
+	    "conf refuses: host name endpoint");
+	want_clear(&t);
 
 	/* ---- wg show dump ---- */
 	rc = uapi_parse_dump(&e, dump, strlen(dump), 0);
@@ -218,10 +280,10 @@ wgtool_tests(const struct wg_device *d)
 		    e->peers[1].rx_bytes == UINT64_MAX && e->peers[1].tx_bytes == 1000 &&
 		    e->peers[1].keepalive == 25 && e->peers[1].n_allowed == 2,
 		    "dump: handshake, counters, keepalive, two allowed IPs");
-		want_init(&w);
-		T_OK(uapi_count(&c, e, &w) == 0 && c.added == 0 && c.removed == 0 &&
-		    c.changed == 0, "count: dump equals the desired state");
-		wg_desired_clear(&w);
+		want_init(&t);
+		T_OK(want_seal(&t) == 0 && uapi_count(&c, e, &t.w) == 0 && c.added == 0 &&
+		    c.removed == 0 && c.changed == 0, "count: dump equals the desired state");
+		want_clear(&t);
 	}
 	wg_device_free(e);
 	e = NULL;
@@ -257,23 +319,24 @@ wgtool_tests(const struct wg_device *d)
 	}
 
 	/* ---- counts ---- */
-	want_init(&w);
-	uapi_key_from_hex(w.peers[1].public_key, KC, 64);	/* B out, C in */
-	w.peers[0].keepalive = 5;					/* A changed */
-	T_OK(uapi_count(&c, d, &w) == 0 && c.added == 1 && c.removed == 1 && c.changed == 1,
+	want_init(&t);
+	t.p[1].key = KC;	/* B out, C in */
+	t.p[0].keepalive = 5;					/* A changed */
+	T_OK(want_seal(&t) == 0 && uapi_count(&c, d, &t.w) == 0 && c.added == 1 &&
+	    c.removed == 1 && c.changed == 1,
 	    "count: one added, one removed, one changed");
 	memset(&c, 0xff, sizeof(c));
-	T_OK(uapi_diff_count(&text, &len, &c, d, &w) == 0 && c.added == 1 && c.removed == 1 &&
+	T_OK(uapi_diff_count(&text, &len, &c, d, &t.w) == 0 && c.added == 1 && c.removed == 1 &&
 	    c.changed == 1, "diff_count: the same counts");
 	uapi_body_free(text, len);
-	wg_desired_clear(&w);
+	want_clear(&t);
 }
 
 int
 main(void)
 {
 	struct wg_device *d = NULL, *e = NULL;
-	struct wg_desired w;
+	struct twant t;
 	uint8_t k[32], k2[32];
 	char b64[UAPI_KEY_B64_LEN + 1], hex[UAPI_KEY_HEX_LEN + 1], *body;
 	size_t i, len;
@@ -330,103 +393,105 @@ main(void)
 	    "parse: errno text in the message (%s)", err_last());
 
 	/* ---- diff ---- */
-	want_init(&w);
-	diff_is(d, &w, "", "identical");
+	want_init(&t);
+	diff_is(d, &t, "", "identical");
 
-	uapi_key_from_hex(w.peers[2].public_key, KC, 64);
-	wg_peer_add_allowed_ip(&w.peers[2], "10.64.0.4/32");
-	w.npeers = 3;
-	diff_is(d, &w, "public_key=" KC "\nallowed_ip=10.64.0.4/32\n", "one peer added");
-	strcpy(w.peers[2].endpoint, "[2001:db8::9]:1");
-	w.peers[2].keepalive = 15;
-	diff_is(d, &w, "public_key=" KC "\nendpoint=[2001:db8::9]:1\n"
+	t.p[2].key = KC;
+	tp_ip(&t.p[2], "10.64.0.4/32");
+	t.n = 3;
+	diff_is(d, &t, "public_key=" KC "\nallowed_ip=10.64.0.4/32\n", "one peer added");
+	strcpy(t.p[2].endpoint, "[2001:db8::9]:1");
+	t.p[2].keepalive = 15;
+	diff_is(d, &t, "public_key=" KC "\nendpoint=[2001:db8::9]:1\n"
 	    "persistent_keepalive_interval=15\nallowed_ip=10.64.0.4/32\n",
 	    "one peer added with endpoint and keepalive");
-	wg_desired_clear(&w);
+	want_clear(&t);
 
-	want_init(&w);
-	w.npeers = 1;
-	diff_is(d, &w, "public_key=" KB "\nremove=true\n", "one peer removed");
-	w.npeers = 2;
-	wg_desired_clear(&w);
+	want_init(&t);
+	t.n = 1;
+	diff_is(d, &t, "public_key=" KB "\nremove=true\n", "one peer removed");
+	want_clear(&t);
 
-	want_init(&w);
-	wg_peer_add_allowed_ip(&w.peers[0], "10.64.1.7/24");
-	diff_is(d, &w, "public_key=" KA "\nupdate_only=true\nreplace_allowed_ips=true\n"
+	want_init(&t);
+	tp_ip(&t.p[0], "10.64.1.7/24");
+	diff_is(d, &t, "public_key=" KA "\nupdate_only=true\nreplace_allowed_ips=true\n"
 	    "allowed_ip=10.64.0.2/32\nallowed_ip=10.64.1.0/24\nallowed_ip=fd00:64::2/128\n",
 	    "allowed IPs changed");
-	wg_desired_clear(&w);
+	want_clear(&t);
 
-	want_init(&w);
-	wg_peer_add_allowed_ip(&w.peers[0], "10.64.0.2/32");
-	diff_is(d, &w, "", "duplicate allowed IP is no change");
-	wg_desired_clear(&w);
+	want_init(&t);
+	tp_ip(&t.p[0], "10.64.0.2/32");
+	diff_is(d, &t, "", "duplicate allowed IP is no change");
+	want_clear(&t);
 
-	want_init(&w);
-	strcpy(w.peers[1].endpoint, "[2001:db8::6]:51821");
-	w.peers[0].endpoint[0] = '\0';
-	diff_is(d, &w, "public_key=" KB "\nupdate_only=true\nendpoint=[2001:db8::6]:51821\n",
+	want_init(&t);
+	strcpy(t.p[1].endpoint, "[2001:db8::6]:51821");
+	t.p[0].endpoint[0] = '\0';
+	diff_is(d, &t, "public_key=" KB "\nupdate_only=true\nendpoint=[2001:db8::6]:51821\n",
 	    "endpoint changed (and \"\" leaves one alone)");
-	w.peers[0].keepalive = 0;
-	diff_is(d, &w, "public_key=" KA "\nupdate_only=true\npersistent_keepalive_interval=0\n"
+	t.p[0].keepalive = 0;
+	diff_is(d, &t, "public_key=" KA "\nupdate_only=true\npersistent_keepalive_interval=0\n"
 	    "public_key=" KB "\nupdate_only=true\nendpoint=[2001:db8::6]:51821\n",
 	    "keepalive off; peers in key order");
-	wg_desired_clear(&w);
+	want_clear(&t);
 
-	want_init(&w);
-	w.listen_port = 51821;
-	diff_is(d, &w, "listen_port=51821\n", "listen port changed");
-	w.listen_port = 0;
-	diff_is(d, &w, "", "listen port 0 means any");
-	wg_desired_clear(&w);
+	want_init(&t);
+	t.w.listen_port = 51821;
+	diff_is(d, &t, "listen_port=51821\n", "listen port changed");
+	t.w.listen_port = 0;
+	diff_is(d, &t, "", "listen port 0 means any");
+	want_clear(&t);
 
-	want_init(&w);
-	uapi_key_from_hex(w.private_key, PRIV2, 64);
-	diff_is(d, &w, "private_key=" PRIV2 "\n", "private key changed");
-	w.private_key[0] = 0x4f;	/* clamps to 0x48 */
-	w.private_key[31] = 0xc8;	/* clamps to 0x48 */
-	memset(w.private_key + 1, 0x48, 30);
-	diff_is(d, &w, "", "unclamped private key equal after clamping");
-	memset(w.private_key, 0, 32);
-	diff_is(d, &w, "private_key=" ZERO "\n", "zero private key removes it");
-	wg_desired_clear(&w);
+	want_init(&t);
+	uapi_key_from_hex(t.w.private_key, PRIV2, 64);
+	diff_is(d, &t, "private_key=" PRIV2 "\n", "private key changed");
+	t.w.private_key[0] = 0x4f;	/* clamps to 0x48 */
+	t.w.private_key[31] = 0xc8;	/* clamps to 0x48 */
+	memset(t.w.private_key + 1, 0x48, 30);
+	diff_is(d, &t, "", "unclamped private key equal after clamping");
+	memset(t.w.private_key, 0, 32);
+	diff_is(d, &t, "private_key=" ZERO "\n", "zero private key removes it");
+	want_clear(&t);
 
-	want_init(&w);
-	w.jc = 3, w.jmin = 10, w.jmax = 30, w.s1 = 15, w.s2 = 18;
-	strcpy(w.h[0], "1020325451");
-	diff_is(d, &w, "", "AWG params ignored without awg");
-	w.awg = true;
-	diff_is(d, &w, "jc=3\njmin=10\njmax=30\ns1=15\ns2=18\nh1=1020325451\n",
+	want_init(&t);
+	t.w.jc = 3, t.w.jmin = 10, t.w.jmax = 30, t.w.s1 = 15, t.w.s2 = 18;
+	strcpy(t.w.h[0], "1020325451");
+	diff_is(d, &t, "", "AWG params ignored without awg");
+	t.w.awg = true;
+	diff_is(d, &t, "jc=3\njmin=10\njmax=30\ns1=15\ns2=18\nh1=1020325451\n",
 	    "AWG params always with awg");
-	w.jc = 0, w.s3 = 20, w.s4 = 23;
-	strcpy(w.h[1], "100-200");
-	w.i[0] = strdup("<r 2><b 0x8580>");
-	diff_is(d, &w, "s1=15\ns2=18\ns3=20\ns4=23\nh1=1020325451\nh2=100-200\n"
+	t.w.jc = 0, t.w.s3 = 20, t.w.s4 = 23;
+	strcpy(t.w.h[1], "100-200");
+	t.w.i[0] = strdup("<r 2><b 0x8580>");
+	diff_is(d, &t, "s1=15\ns2=18\ns3=20\ns4=23\nh1=1020325451\nh2=100-200\n"
 	    "i1=<r 2><b 0x8580>\n", "AWG 2.0 params, junk off");
-	strcpy(w.h[2], "200-100");
-	T_OK(uapi_diff(&body, &len, d, &w) == ERR_INVAL && body == NULL,
+	strcpy(t.w.h[2], "200-100");
+	T_OK(want_seal(&t) == 0 && uapi_diff(&body, &len, d, &t.w) == ERR_INVAL && body == NULL,
 	    "diff refuses: reversed h range");
-	w.h[2][0] = '\0';
-	free(w.i[0]);
-	w.i[0] = strdup("a\nremove=true");
-	T_OK(uapi_diff(&body, &len, d, &w) == ERR_INVAL, "diff refuses: newline in i1");
-	wg_desired_clear(&w);
+	t.w.h[2][0] = '\0';
+	free(t.w.i[0]);
+	t.w.i[0] = strdup("a\nremove=true");
+	T_OK(want_seal(&t) == 0 && uapi_diff(&body, &len, d, &t.w) == ERR_INVAL,
+	    "diff refuses: newline in i1");
+	want_clear(&t);
 
-	want_init(&w);
-	uapi_key_from_hex(w.peers[1].public_key, KC, 64);	/* B out, C in */
-	w.peers[0].keepalive = 5;
-	diff_is(d, &w, "public_key=" KB "\nremove=true\n"
+	want_init(&t);
+	t.p[1].key = KC;	/* B out, C in */
+	t.p[0].keepalive = 5;
+	diff_is(d, &t, "public_key=" KB "\nremove=true\n"
 	    "public_key=" KC "\nendpoint=[2001:db8::5]:51821\nallowed_ip=10.64.0.3/32\n"
 	    "public_key=" KA "\nupdate_only=true\npersistent_keepalive_interval=5\n",
 	    "remove, add, update in that order");
-	memcpy(w.peers[1].public_key, w.peers[0].public_key, 32);
-	T_OK(uapi_diff(&body, &len, d, &w) == ERR_INVAL, "diff refuses: duplicate peer");
-	wg_desired_clear(&w);
+	t.p[1].key = t.p[0].key;
+	T_OK(want_seal(&t) == ERR_INVAL && strstr(err_last(), "twice") != NULL,
+	    "a key listed twice is refused before any diff (%s)", err_last());
+	want_clear(&t);
 
-	want_init(&w);
-	strcpy(w.peers[0].endpoint, "vpn.example.com:51820");
-	T_OK(uapi_diff(&body, &len, d, &w) == ERR_INVAL, "diff refuses: host name endpoint");
-	wg_desired_clear(&w);
+	want_init(&t);
+	strcpy(t.p[0].endpoint, "vpn.example.com:51820");
+	T_OK(want_seal(&t) == 0 && uapi_diff(&body, &len, d, &t.w) == ERR_INVAL,
+	    "diff refuses: host name endpoint");
+	want_clear(&t);
 
 	/* ---- keys ---- */
 	memset(k, 0, sizeof(k));
