@@ -62,6 +62,11 @@ static Pharos__V1__PeerDelta delta = PHAROS__V1__PEER_DELTA__INIT;
 static long bench_left, bench_n;
 static double *bench_lat, bench_t0;
 static unsigned call_timeout_ms = 10000;
+/* apply --time-call: the channel is opened (GetStatus) before the timed ApplyConfig. */
+static bool time_call, opening;
+static const uint8_t *apply_buf;
+static size_t apply_len;
+static double call_t0;
 
 static double
 now_s(void)
@@ -88,6 +93,8 @@ on_msg(void *arg, const uint8_t *msg, size_t len)
 	char h[65] = "";
 
 	(void)arg;
+	if (opening)
+		return;		/* the GetStatus that opened the channel */
 	if (mode == 4) {
 		Pharos__V1__Event *e = pharos__v1__event__unpack(NULL, len, msg);
 		char k[64] = "";
@@ -225,6 +232,20 @@ on_done(void *arg, int status, const char *message)
 		event_base_loopexit(base, NULL);
 		return;
 	}
+	if (opening) {
+		opening = false;
+		if (status != 0) {
+			printf("status %d %s\n", status, message ? message : "");
+			event_base_loopexit(base, NULL);
+			return;
+		}
+		call_t0 = now_s();
+		grpc_channel_call(chn, "/pharos.v1.NodeControl/ApplyConfig", apply_buf, apply_len,
+		    call_timeout_ms, GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
+		return;
+	}
+	if (time_call)
+		printf("call_ms=%.3f\n", (now_s() - call_t0) * 1000);
 	printf("status %d %s\n", status, message ? message : "");
 	exit_code = 0;
 	event_base_loopexit(base, NULL);
@@ -367,6 +388,7 @@ main(int argc, char **argv)
 		{ "xray-flow", required_argument, NULL, 'w' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "remove-user", required_argument, NULL, 'U' },
+		{ "time-call", no_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *target = NULL, *ca = NULL, *cert = NULL, *key = NULL, *expect = NULL;
@@ -438,6 +460,7 @@ main(int argc, char **argv)
 			npeers++;
 			break;
 		case 'X': tamper = true; break;
+		case 'W': time_call = true; break;
 		case 'B': delta.base_serial = strtoull(optarg, NULL, 10); break;
 		case 'N': bench_n = bench_left = atol(optarg); break;
 		case 'Q': watch_since = strtoull(optarg, NULL, 10); break;
@@ -631,9 +654,16 @@ main(int argc, char **argv)
 		} else if (mode == 5) {
 			grpc_channel_call(chn, "/pharos.v1.NodeControl/GetHandshakes", NULL, 0,
 			    timeout_ms, GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
-		} else if (mode >= 2)
+		} else if (mode >= 2) {
 			send_delta();
-		else
+		} else if (mode == 0 && time_call) {
+			opening = true;
+			apply_buf = rbuf;
+			apply_len = rlen;
+			call_timeout_ms = timeout_ms;
+			grpc_channel_call(chn, "/pharos.v1.NodeControl/GetStatus", NULL, 0,
+			    timeout_ms, GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
+		} else
 			grpc_channel_call(chn, want_status ? "/pharos.v1.NodeControl/GetStatus" :
 			    "/pharos.v1.NodeControl/ApplyConfig", rbuf, rlen, timeout_ms,
 			    GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
@@ -661,7 +691,7 @@ usage:
 	    "                [--listen-port P] [--mtu M] [--address CIDR]...\n"
 	    "                [--peer PUB=CIDR[,CIDR][@HOST:PORT]]... [--tamper]\n"
 	    "                [--xray-port P [--xray-target H:P] [--xray-sni N]... [--xray-sid ID]...\n"
-	    "                [--xray-flow F]] [--user UUID=EMAIL]...\n"
+	    "                [--xray-flow F]] [--user UUID=EMAIL]... [--time-call]\n"
 	    "       ctl_push add-peer CONN --sign-key K --fleet F --node N --base-serial B\n"
 	    "                --serial S [--peer PUB=CIDR]... [--user UUID=EMAIL]... [--bench COUNT]\n"
 	    "       ctl_push remove-peer CONN ... [--remove PUB]... [--remove-user EMAIL]...\n"
@@ -669,6 +699,8 @@ usage:
 	    "       ctl_push handshakes CONN\n"
 	    "       ctl_push restart CONN [--reason TEXT] [--backend awg|xray|all]\n"
 	    "       ctl_push status CONN\n"
-	    "CONN: --target HOST:PORT --ca CA --cert CERT --key KEY [--expect-id ID] [--timeout S]\n");
+	    "CONN: --target HOST:PORT --ca CA --cert CERT --key KEY [--expect-id ID] [--timeout S]\n"
+	    "--time-call: open the channel first (a GetStatus, as a controller's channel is\n"
+	    "already open), then time the ApplyConfig call alone: call_ms=\n");
 	return 2;
 }
