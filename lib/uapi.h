@@ -125,9 +125,9 @@ int	uapi_diff_count(char **body, size_t *len, struct uapi_counts *,
  * are written. busy(busy_arg), if not NULL, is called once while the implementation
  * takes the body (when the socket is first full, else after the last byte), so the
  * caller's own work overlaps with it. Nothing is sent and busy is not called when
- * nothing differs. Whatever can be refused (want, a device listing a key twice) is checked
- * before the first byte; a failure after it (out of memory, the socket) leaves the lines already
- * taken applied, as with any set that fails half way. *sent: bytes of body sent.
+ * nothing differs. Whatever can be refused (want, a device listing a key twice) is
+ * checked before the first byte; a failure after it (out of memory, the socket) leaves the
+ * lines already taken applied, as with any set that fails half way. *sent: bytes sent.
  */
 int	uapi_set_diff(const char *sock_path, struct uapi_counts *, size_t *sent,
 	    const struct wg_device *cur, const struct wg_desired *want,
