@@ -222,8 +222,9 @@ uapi_peers(struct dataplane *dp, struct wg_device **out)
 }
 
 /*
- * Every second: reap; read the device once, for liveness and handshake changes; if the
- * implementation is gone, restart it and re-apply.
+ * Every second: reap; check liveness (a connect) and, as often as wgdp_scan_due() says,
+ * read the device for handshake changes; if the implementation is gone, restart it and
+ * re-apply.
  */
 static void
 check_cb(evutil_socket_t fd, short what, void *arg)
@@ -246,7 +247,10 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 		size_t n = 0;
 		if (alive(u)) {
 			/* Alive; a slow or failed read is no reason to restart it. */
-			if (uapi_get_flags(&dev, u->sock, UAPI_TIMEOUT_MS, UAPI_F_NO_ALLOWED_IPS) == 0) {
+			if (!wgdp_scan_due(&u->hs)) {
+				/* a big device: handshakes are read less often */
+			} else if (uapi_get_flags(&dev, u->sock, UAPI_TIMEOUT_MS,
+			    UAPI_F_NO_ALLOWED_IPS) == 0) {
 				wgdp_scan(&u->hs, dev, &u->dp);
 				n = dev->npeers;
 			} else {

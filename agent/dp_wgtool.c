@@ -288,7 +288,7 @@ wgtool_restart(struct dataplane *dp, const char *reason, char *why, size_t whyle
 
 /*
  * Every second: is the interface there, and the same one? A new one gets the running
- * config; a present one is read for handshake changes.
+ * config; a present one is read for handshake changes as often as wgdp_scan_due() says.
  */
 static void
 check_cb(evutil_socket_t fd, short what, void *arg)
@@ -328,7 +328,7 @@ check_cb(evutil_socket_t fd, short what, void *arg)
 			wgdp_emit(&t->dp, PHAROS__V1__EVENT_KIND__EVENT_KIND_BACKEND_RESTARTED,
 			    NULL, NULL, 0, reason);
 		}
-	} else if (t->up) {
+	} else if (t->up && wgdp_scan_due(&t->hs)) {
 		if (read_dump(t, &dev, UAPI_F_NO_ALLOWED_IPS) == 0) {
 			size_t n = dev->npeers;
 			t->dump_failed = false;

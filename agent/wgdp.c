@@ -171,14 +171,27 @@ wgdp_scan(struct wgdp_hs *hs, const struct wg_device *dev, struct dataplane *dp)
 	free(hs->up);
 	hs->up = up;
 	hs->n = n;
+	hs->peers = dev->npeers;
+}
+
+bool
+wgdp_scan_due(struct wgdp_hs *hs)
+{
+	size_t every = hs->peers / WGDP_SCAN_PEERS;
+
+	if (every > WGDP_SCAN_MAX_S * 1000 / WGDP_CHECK_MS)
+		every = WGDP_SCAN_MAX_S * 1000 / WGDP_CHECK_MS;
+	if (++hs->skipped < every)
+		return false;
+	hs->skipped = 0;
+	return true;
 }
 
 void
 wgdp_hs_free(struct wgdp_hs *hs)
 {
 	free(hs->up);
-	hs->up = NULL;
-	hs->n = 0;
+	memset(hs, 0, sizeof(*hs));
 }
 
 static bool

@@ -9,7 +9,8 @@
 #     run (process start, building and signing the config, TLS handshake, the call) is
 #     measured and reported too, with its own ratio;
 #   - AddPeer latency (signed delta, one new peer per call, sequential);
-#   - buoy's RSS holding N peers (anonymous and file-backed), and its peak.
+#   - buoy's RSS holding N peers (anonymous and file-backed), and its peak;
+#   - the idle CPU of buoy and wireguard-go holding N peers (the supervisor's reads).
 # The apply runs alternate which of the two goes first; the result is the median of
 # each and the median of the per-run ratios.
 #   bench/buoy.sh        (root, /dev/net/tun; BUILD=build PEERS=10000 RUNS=21 ADDS=500)
@@ -136,6 +137,11 @@ rss=$(awk '/^VmRSS/ {print $2}' "/proc/$bpid/status")
 anon=$(awk '/^RssAnon/ {print $2}' "/proc/$bpid/status")
 file=$(awk '/^RssFile/ {print $2}' "/proc/$bpid/status")
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$bpid/status")
+# Idle CPU holding N peers (the supervisor's checks, handshake reads), 10 s after 2 s quiet.
+wpid=$(pgrep -f "wireguard-go.* $IF\$" | head -1)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sleep 2
+b0=$(ticks "$bpid"); w0=$(ticks "$wpid"); sleep 10; b1=$(ticks "$bpid"); w1=$(ticks "$wpid")
 add=$(ip netns exec "$NS" "$ctl" add-peer --target "127.0.0.1:$port" --ca "$p/ca.pem" \
     --cert "$p/controller.pem" --key "$p/controller.key" --sign-key "$tmp/sign.key" \
     --fleet alpha --node node-a --revision add --base-serial "$serial" \
@@ -148,3 +154,4 @@ printf 'The whole test controller run (process start, config built and signed, T
     "$b" "$re" "$(echo "$b / $w" | bc -l)"
 echo "AddPeer with $PEERS peers present, $ADDS sequential calls: $add (target p50 <= 2 ms)"
 echo "buoy RSS holding $PEERS peers: $rss KiB = $((rss * 1024)) bytes (anon $anon KiB, file $file KiB; target <= 10 MB = 10000000 bytes); peak during the applies: $hwm KiB"
+echo "idle CPU holding $PEERS peers over 10 s: buoy $((b1 - b0)) ticks, wireguard-go $((w1 - w0)) ticks (100 ticks = one CPU-second)"
