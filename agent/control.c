@@ -550,9 +550,10 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 		    sizeof(xwhy)) != 0;
 		emit_applied(ctl, false, partial);
 		log_info("buoy: applied revision=%.12s serial=%llu peers=+%u/-%u/~%u users=+%u/-%u "
-		    "in %.3f ms", ctl->nc->cfg->revision, (unsigned long long)ctl->nc->cfg->serial,
-		    res.peers_added, res.peers_removed, res.peers_changed, uadd, urm,
-		    (double)(clock_mono_nanos() - t0) / 1e6);
+		    "in %.3f ms (data plane set %.3f ms)", ctl->nc->cfg->revision,
+		    (unsigned long long)ctl->nc->cfg->serial, res.peers_added, res.peers_removed,
+		    res.peers_changed, uadd, urm, (double)(clock_mono_nanos() - t0) / 1e6,
+		    (double)res.set_nanos / 1e6);
 	}
 	resp.result = cc.verdict != CONFIG_NEW ? PHAROS__V1__APPLY_RESULT__APPLY_RESULT_UNCHANGED :
 	    partial ? PHAROS__V1__APPLY_RESULT__APPLY_RESULT_PARTIAL :

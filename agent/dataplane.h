@@ -16,6 +16,8 @@
 
 struct dp_result {
 	uint32_t	peers_added, peers_removed, peers_changed;
+	int64_t		set_nanos;	/* the implementation taking the change: from the
+					   set's connect (the tool's start) to its answer */
 };
 
 struct dp_status {

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "dataplane.h"
 #include "err.h"
 #include "log.h"
@@ -93,9 +94,12 @@ uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg,
 	if ((rc = ensure_running(u)) != 0 ||
 	    (rc = wgdp_desired(&want, u->priv, u->awg, cfg, peers)) != 0)
 		goto fail;
-	if ((rc = uapi_get(&cur, u->sock)) != 0 ||
-	    (rc = uapi_set_diff(u->sock, &c, &len, cur, &want, busy, busy_arg)) != 0)
+	if ((rc = uapi_get(&cur, u->sock)) != 0)
 		goto fail;
+	if ((rc = uapi_set_diff(u->sock, &c, &len, cur, &want, busy, busy_arg)) != 0)
+		goto fail;
+	if (c.connected_nanos != 0)
+		res->set_nanos = clock_mono_nanos() - c.connected_nanos;
 	res->peers_added = (uint32_t)c.added;
 	res->peers_removed = (uint32_t)c.removed;
 	res->peers_changed = (uint32_t)c.changed;

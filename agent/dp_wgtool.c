@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "config.h"
 #include "dataplane.h"
 #include "err.h"
@@ -151,8 +152,10 @@ wgtool_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg,
 		/* wg(8) takes the whole text before it answers: nothing to overlap with. */
 		if (busy != NULL)
 			busy(busy_arg);
+		res->set_nanos = clock_mono_nanos();
 		if ((rc = feed(t, "syncconf", text, len)) != 0)
 			goto fail;
+		res->set_nanos = clock_mono_nanos() - res->set_nanos;
 		memcpy(t->conf_hash, hash, 32);
 		t->have_hash = true;
 		log_info("buoy: %s syncconf interface=%s peers=+%zu/-%zu/~%zu", t->tool,

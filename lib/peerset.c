@@ -167,49 +167,25 @@ peerset_append(struct peerset *ps, const struct peerset_in *in)
 	return 0;
 }
 
-/* A record's place in the sort: its key's first 8 bytes as a number, and where it is. */
+/* A record's place in a sort: a 64-bit sort key, and where the record is. */
 struct keyidx {
 	uint64_t	k;
 	uint32_t	i;
 };
 
-static int
-keyidx_cmp(const struct peerset *ps, const struct keyidx *x, const struct keyidx *y)
-{
-	if (x->k != y->k)
-		return x->k < y->k ? -1 : 1;
-	return memcmp(ps->v[x->i].key, ps->v[y->i].key, PEERSET_KEY_LEN);
-}
-
 /*
- * Sort the records by key: an LSD radix sort on the keys' first 8 bytes, then an
- * insertion pass that only moves records sharing those (random keys almost never do),
- * then one copy into key order, exactly sized. qsort() with memcmp() took 1.1-1.8 ms
- * for 10,000 peers (130,000 calls); this takes ~0.2 ms.
+ * Stable LSD radix sort of n entries by k, a byte at a time (a byte all entries share
+ * costs one counting pass); b is scratch of n entries. Returns a or b, whichever holds
+ * the result.
  */
-static int
-sort_records(struct peerset *ps)
+static struct keyidx *
+radix_sort(struct keyidx *a, struct keyidx *b, size_t n)
 {
-	struct keyidx *mem, *a, *b, *t, x;
-	struct peerset_peer *nv;
-	size_t n = ps->n, cnt[256], i, j, sum, c;
+	struct keyidx *t;
+	size_t cnt[256], i, sum, c;
 	unsigned shift;
 
-	if ((mem = malloc(2 * n * sizeof(*mem))) == NULL ||
-	    (nv = malloc(n * sizeof(*nv))) == NULL) {
-		free(mem);
-		err_set("out of memory");
-		return ERR_NOMEM;
-	}
-	a = mem;
-	b = mem + n;
-	for (i = 0; i < n; i++) {
-		a[i].k = 0;
-		for (j = 0; j < 8; j++)
-			a[i].k = a[i].k << 8 | ps->v[i].key[j];
-		a[i].i = (uint32_t)i;
-	}
-	for (shift = 0; shift < 64; shift += 8) {
+	for (shift = 0; n > 1 && shift < 64; shift += 8) {
 		memset(cnt, 0, sizeof(cnt));
 		for (i = 0; i < n; i++)
 			cnt[(a[i].k >> shift) & 0xff]++;
@@ -226,6 +202,43 @@ sort_records(struct peerset *ps)
 		a = b;
 		b = t;
 	}
+	return a;
+}
+
+static int
+keyidx_cmp(const struct peerset *ps, const struct keyidx *x, const struct keyidx *y)
+{
+	if (x->k != y->k)
+		return x->k < y->k ? -1 : 1;
+	return memcmp(ps->v[x->i].key, ps->v[y->i].key, PEERSET_KEY_LEN);
+}
+
+/*
+ * Sort the records by key: a radix sort on the keys' first 8 bytes, then an insertion
+ * pass that only moves records sharing those (random keys almost never do), then one
+ * copy into key order, exactly sized. qsort() with memcmp() took 1.1-1.8 ms for 10,000
+ * peers (130,000 calls); this takes ~0.4 ms.
+ */
+static int
+sort_records(struct peerset *ps)
+{
+	struct keyidx *mem, *a, x;
+	struct peerset_peer *nv;
+	size_t n = ps->n, i, j;
+
+	if ((mem = malloc(2 * n * sizeof(*mem))) == NULL ||
+	    (nv = malloc(n * sizeof(*nv))) == NULL) {
+		free(mem);
+		err_set("out of memory");
+		return ERR_NOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		mem[i].k = 0;
+		for (j = 0; j < 8; j++)
+			mem[i].k = mem[i].k << 8 | ps->v[i].key[j];
+		mem[i].i = (uint32_t)i;
+	}
+	a = radix_sort(mem, mem + n, n);
 	for (i = 1; i < n; i++) {
 		x = a[i];
 		for (j = i; j > 0 && keyidx_cmp(ps, &a[j - 1], &x) > 0; j--)
@@ -238,6 +251,39 @@ sort_records(struct peerset *ps)
 	free(ps->v);
 	ps->v = nv;
 	ps->cap = n;
+	return 0;
+}
+
+int
+peerset_order_by_ip(const struct peerset *ps, uint32_t *idx, size_t n)
+{
+	struct keyidx *mem, *a;
+	const uint8_t *ip;
+	size_t i, j, alen;
+
+	if (n < 2)
+		return 0;
+	if ((mem = malloc(2 * n * sizeof(*mem))) == NULL) {
+		err_set("out of memory");
+		return ERR_NOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		/* Top byte: 0 no allowed IP, 1 IPv4, 2 IPv6; then the address's first bytes. */
+		const struct peerset_peer *r = &ps->v[idx[i]];
+		mem[i].k = 0;
+		mem[i].i = idx[i];
+		if (r->n_ips == 0)
+			continue;
+		ip = ps->ips + r->ips;
+		alen = ip[0] == 4 ? 4 : 16;
+		mem[i].k = (uint64_t)(alen == 4 ? 1 : 2) << 56;
+		for (j = 0; j < 7; j++)
+			mem[i].k |= (uint64_t)(j < alen ? ip[2 + j] : 0) << (48 - 8 * j);
+	}
+	a = radix_sort(mem, mem + n, n);
+	for (i = 0; i < n; i++)
+		idx[i] = a[i].i;
+	free(mem);
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "clock.h"
 #include "err.h"
 #include "uapi.h"
 
@@ -30,6 +31,7 @@ struct sbuf {
 	/* Streaming to a UAPI set (uapi_set_diff()); fd -1: not yet connected. */
 	const char	*sock_path;	/* NULL: no streaming */
 	int		 fd;
+	int64_t		 connected_nanos;	/* when it connected */
 	int64_t		 deadline;
 	size_t		 sent;
 	void		(*busy)(void *);
@@ -1133,6 +1135,7 @@ sb_flush(struct sbuf *sb, size_t atleast)
 	if (sb->sock_path == NULL || sb->rc != 0 || sb->len < atleast)
 		return sb->rc;
 	if (sb->fd < 0) {
+		sb->connected_nanos = clock_mono_nanos();
 		if ((rc = uapi_connect(&sb->fd, sb->sock_path)) != 0 ||
 		    (rc = send_all(sb->fd, "set=1\n", 6, sb->deadline, sb->sock_path)) != 0)
 			return sb->rc = rc;
@@ -1147,7 +1150,8 @@ sb_flush(struct sbuf *sb, size_t atleast)
 	return 0;
 }
 
-/* One pass of a diff over the merge of the device and the wanted peers. */
+/* One pass of a diff over the merge of the device and the wanted peers (the added ones
+   go out through emit_added()). */
 struct diff_ctx {
 	struct sbuf		*sb;		/* NULL: only count */
 	struct uapi_counts	*counts;
@@ -1176,9 +1180,6 @@ diff_step(void *arg, const struct wg_peer *c, ptrdiff_t w)
 		emit_key(d->sb, c->public_key);
 		sb_printf(d->sb, "remove=true\n");
 		d->counts->removed++;
-	} else if (d->pass == PASS_ADDED && c == NULL) {
-		rc = emit_new_peer(d->sb, d->ps, (size_t)w);
-		d->counts->added++;
 	} else if (d->pass == PASS_CHANGED && c != NULL && w >= 0) {
 		rc = emit_changed_peer(d->sb, c, d->ps, (size_t)w, &changed);
 		d->counts->changed += changed;
@@ -1186,6 +1187,57 @@ diff_step(void *arg, const struct wg_peer *c, ptrdiff_t w)
 		return 0;
 	}
 	return rc != 0 ? rc : sb_flush(d->sb, STREAM_CHUNK);
+}
+
+/* The wanted peers the device lacks, as indices into the set. */
+struct added {
+	uint32_t	*v;
+	size_t		 n, cap;
+};
+
+static int
+collect_added(void *arg, const struct wg_peer *c, ptrdiff_t w)
+{
+	struct added *a = arg;
+	uint32_t *nv;
+
+	if (c != NULL || w < 0)
+		return 0;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 256;
+		if ((nv = realloc(a->v, cap * sizeof(*nv))) == NULL) {
+			err_set("out of memory");
+			return ERR_NOMEM;
+		}
+		a->v = nv;
+		a->cap = cap;
+	}
+	a->v[a->n++] = (uint32_t)w;
+	return 0;
+}
+
+/*
+ * New peers in the order of their first allowed IP (peerset_order_by_ip()), not of their
+ * keys: wireguard-go puts each allowed IP in a trie, and takes them in address order
+ * faster than in the random order random keys give.
+ */
+static int
+emit_added(struct diff_ctx *d, const struct wg_peer **cv, size_t cn)
+{
+	struct added a = { NULL, 0, 0 };
+	size_t i;
+	int rc;
+
+	if ((rc = merge(cv, cn, d->ps, collect_added, &a)) == 0)
+		rc = peerset_order_by_ip(d->ps, a.v, a.n);
+	for (i = 0; i < a.n && rc == 0; i++) {
+		rc = emit_new_peer(d->sb, d->ps, a.v[i]);
+		d->counts->added++;
+		if (rc == 0)
+			rc = sb_flush(d->sb, STREAM_CHUNK);
+	}
+	free(a.v);
+	return rc;
 }
 
 /*
@@ -1209,7 +1261,8 @@ diff_run(struct sbuf *sb, struct uapi_counts *counts, const struct wg_device *cu
 		goto out;
 	emit_device(sb, cur, want);
 	for (d.pass = PASS_REMOVED; d.pass <= PASS_CHANGED && rc == 0; d.pass++)
-		rc = merge(cv, cur->npeers, want->peers, diff_step, &d);
+		rc = d.pass == PASS_ADDED ? emit_added(&d, cv, cur->npeers) :
+		    merge(cv, cur->npeers, want->peers, diff_step, &d);
 	if (rc == 0)
 		rc = sb->rc;
 out:
@@ -1257,6 +1310,7 @@ uapi_set_diff(const char *sock_path, struct uapi_counts *counts, size_t *sent,
 		rc = set_finish(sb.fd, sb.deadline, sock_path);
 	}
 	*sent = sb.sent;
+	counts->connected_nanos = sb.connected_nanos;
 	if (sb.fd >= 0)
 		close(sb.fd);
 	sb_wipe(&sb);

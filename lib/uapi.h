@@ -101,8 +101,9 @@ int	uapi_parse_get(struct wg_device **out, const char *text, size_t len);
 int	uapi_set(const char *sock_path, const char *body, size_t len);
 /*
  * The minimal set body turning cur into want: changed device keys, then removals of
- * unwanted peers, then new peers, then "update_only=true" changes of existing ones, each
- * group in key order. Never replace_peers, so untouched peers keep their sessions. *body
+ * unwanted peers in key order, then new peers in the order of their first allowed IP
+ * (peerset_order_by_ip()), then "update_only=true" changes of existing ones in key order.
+ * Never replace_peers, so untouched peers keep their sessions. *body
  * is NUL-terminated and "" (len 0) when nothing differs; free it with uapi_body_free().
  */
 int	uapi_diff(char **body, size_t *len, const struct wg_device *cur,
@@ -112,6 +113,8 @@ void	uapi_body_free(char *body, size_t len);
 /* What turning cur into want does to peers (what uapi_diff() would send). */
 struct uapi_counts {
 	size_t	added, removed, changed;
+	int64_t	connected_nanos;	/* uapi_set_diff(): when the set connected
+					   (clock_mono_nanos()), 0 if it did not */
 };
 int	uapi_count(struct uapi_counts *, const struct wg_device *cur,
 	    const struct wg_desired *want);

@@ -412,6 +412,26 @@ main(void)
 	diff_is(d, &t, "public_key=" KB "\nremove=true\n", "one peer removed");
 	want_clear(&t);
 
+	/* New peers go out in the order of their first allowed IP, not of their keys. */
+	T_OK(parse(&e, "listen_port=51820\nprivate_key=" PRIV "\nerrno=0\n\n") == 0 && e != NULL,
+	    "parse: a device with no peers");
+	want_init(&t);
+	t.n = 3;
+	t.p[0].endpoint[0] = t.p[1].endpoint[0] = '\0';
+	t.p[0].keepalive = 0;
+	t.p[0].n_ips = t.p[1].n_ips = 0;
+	tp_ip(&t.p[0], "fd00::1/128");
+	t.p[2].key = KC;
+	tp_ip(&t.p[2], "10.0.0.9/32");
+	tp_ip(&t.p[2], "10.0.0.1/32");	/* canonical order: the first is 10.0.0.1 */
+	t.p[1].key = KB;
+	diff_is(e, &t, "public_key=" KB "\npublic_key=" KC "\nallowed_ip=10.0.0.1/32\n"
+	    "allowed_ip=10.0.0.9/32\npublic_key=" KA "\nallowed_ip=fd00::1/128\n",
+	    "new peers by allowed IP: none, IPv4, IPv6");
+	want_clear(&t);
+	wg_device_free(e);
+	e = NULL;
+
 	want_init(&t);
 	tp_ip(&t.p[0], "10.64.1.7/24");
 	diff_is(d, &t, "public_key=" KA "\nupdate_only=true\nreplace_allowed_ips=true\n"
