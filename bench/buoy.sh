@@ -4,22 +4,36 @@
 # buoy against wireguard-tools, on the same wireguard-go interface, in one run:
 #   - ApplyConfig of N peers (default 10,000) through buoy (gRPC over mTLS, verify, decode,
 #     diff against the live device, UAPI set, persist), against `wg syncconf` of the same
-#     peers from a file — each onto an emptied interface. buoy's time is the call on an
-#     open channel, as cox makes it (its channels stay open); the whole test controller
-#     run (process start, building and signing the config, TLS handshake, the call) is
-#     measured and reported too, with its own ratio;
+#     peers from a file — each onto the empty interface of a fresh wireguard-go (below).
+#     buoy's time is the call on an open channel, as cox makes it (its channels stay
+#     open); the whole test controller run (process start, building and signing the
+#     config, TLS handshake, the call) is measured and reported too, with its own ratio;
+#   - each client's own part, apart from wireguard-go's: buoy's is the call less the set
+#     (connect to answer, from its log line); wg's is from its execve to its connect for
+#     the set, in SPLIT more runs under `strace --seccomp-bpf` (not in the timed ones);
 #   - AddPeer latency (signed delta, one new peer per call, sequential);
 #   - buoy's RSS holding N peers (anonymous and file-backed), and its peak;
 #   - the idle CPU of buoy and wireguard-go holding N peers (the supervisor's reads).
 # The apply runs alternate which of the two goes first; the result is the median of
 # each and the median of the per-run ratios.
-#   bench/buoy.sh        (root, /dev/net/tun; BUILD=build PEERS=10000 RUNS=21 ADDS=500)
+# Each apply meets a fresh wireguard-go (FRESH=1, the default): buoy's desired config is
+# emptied, wireguard-go is killed, buoy restarts it and re-applies the empty config, then
+# the apply is timed. wireguard-go 0.0.20220316 keeps memory from every fill and empty of
+# 10,000 peers (~+100 MB and ~+15 % apply time per cycle), so on one long-lived process the
+# figures drift with the cycle count rather than with the client. FRESH=0 reuses one
+# process and empties the interface between applies, as earlier rounds did.
+# `wg syncconf` is timed inside the namespace (bash's $EPOCHREALTIME around it), so its
+# figure includes its own process start but not `ip netns exec`.
+#   bench/buoy.sh   (root, /dev/net/tun; BUILD=build PEERS=10000 RUNS=21 ADDS=500 FRESH=1
+#                    SPLIT=7)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 PEERS=${PEERS:-10000}
 RUNS=${RUNS:-21}
 ADDS=${ADDS:-500}
+FRESH=${FRESH:-1}
+SPLIT=${SPLIT:-7}
 [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ] || { echo "bench/buoy.sh needs root and /dev/net/tun" >&2; exit 2; }
 tmp=$(mktemp -d)
 NS=phb$$ IF=phb$$
@@ -88,13 +102,36 @@ settle() {
 		t0=$t1
 	done
 }
+# A fresh wireguard-go holding no peers: empty buoy's desired config (so the restart
+# re-applies nothing), kill wireguard-go, wait for buoy's supervisor to restart it and
+# re-apply, then settle. With FRESH=0: just empty the interface through $1 and settle.
+restarts=0
+fresh() {
+	local wpid n
+	if [ "$FRESH" = 0 ]; then
+		if [ "$1" = buoy ]; then serial=$((serial + 1)); apply >/dev/null
+		else ip netns exec "$NS" wg syncconf "$IF" "$tmp/empty.conf"; fi
+		settle
+		return 0
+	fi
+	serial=$((serial + 1)); apply >/dev/null
+	wpid=$(pgrep -f "wireguard-go.* $IF\$" | head -1)
+	kill -9 "$wpid"
+	restarts=$((restarts + 1))
+	for n in $(seq 100); do
+		[ "$(grep -c 'restarted and the running config re-applied' "$tmp/buoy.log")" -ge "$restarts" ] && break
+		sleep 0.05
+	done
+	[ "$(count_peers)" = 0 ] || { echo "after the restart: $(count_peers) peers" >&2; exit 1; }
+	settle
+}
 
 serial=$((serial + 1)); apply >/dev/null	# brings the interface up (empty)
+: >"$tmp/set.buoy"; : >"$tmp/own.buoy"
 : >"$tmp/buoy.ms"; : >"$tmp/call.ms"; : >"$tmp/wg.ms"; : >"$tmp/inner.ms"
 : >"$tmp/ratio"; : >"$tmp/ratio.e2e"
 run_buoy() {
-	serial=$((serial + 1)); apply >/dev/null		# empty
-	settle
+	fresh buoy
 	serial=$((serial + 1))
 	t0=$(date +%s%N)
 	out=$(apply --peers-file "$tmp/peers" --time-call)
@@ -103,21 +140,20 @@ run_buoy() {
 	ms "$t0" "$t1" >>"$tmp/buoy.ms"
 	case $out in *"status 0"*) ;; *) echo "buoy apply: $out" >&2; exit 1 ;; esac
 	echo "$out" | sed -n 's/^call_ms=//p' >>"$tmp/call.ms"
-	grep -o "applied revision=b$serial serial=$serial peers=+$PEERS/-0/~0 users=+0/-0 in [0-9.]* ms" "$tmp/buoy.log" |
-	    awk '{print $(NF-1)}' >>"$tmp/inner.ms"
+	line=$(grep -o "applied revision=b$serial serial=$serial peers=+$PEERS/-0/~0 users=+0/-0 in .*" "$tmp/buoy.log")
+	echo "$line" | awk '{print $7}' >>"$tmp/inner.ms"
+	echo "$line" | sed -n 's/.*data plane set \([0-9.]*\) ms.*/\1/p' >>"$tmp/set.buoy"
+	echo "$(tail -1 "$tmp/call.ms") - $(tail -1 "$tmp/set.buoy")" | bc -l >>"$tmp/own.buoy"
 }
 run_wg() {
-	ip netns exec "$NS" wg syncconf "$IF" "$tmp/empty.conf"	# empty
-	settle
-	t0=$(date +%s%N)
-	ip netns exec "$NS" wg syncconf "$IF" "$tmp/wg.conf"
-	t1=$(date +%s%N)
+	fresh wg
+	ip netns exec "$NS" bash -c 's=$EPOCHREALTIME; wg syncconf "$1" "$2" || exit 1
+	    e=$EPOCHREALTIME; echo "($e - $s) * 1000" | bc -l' _ "$IF" "$tmp/wg.conf" >>"$tmp/wg.ms"
 	[ "$(count_peers)" = "$PEERS" ] || { echo "wg syncconf: $(count_peers) peers" >&2; exit 1; }
-	ms "$t0" "$t1" >>"$tmp/wg.ms"
 }
-# The order alternates (odd runs buoy first, even runs wg first), so neither always meets
-# the interface (and wireguard-go's heap) just after the other's teardown; each run's
-# ratio is its own pair's.
+# The order alternates (odd runs buoy first, even runs wg first), so neither is always
+# the first to run after the other (with FRESH=0: meets wireguard-go's heap just after the
+# other's teardown); each run's ratio is its own pair's.
 for i in $(seq "$RUNS"); do
 	if [ $((i % 2)) = 1 ]; then run_buoy; run_wg; first=buoy; else run_wg; run_buoy; first=wg; fi
 	bl=$(tail -1 "$tmp/buoy.ms"); cl=$(tail -1 "$tmp/call.ms"); wl=$(tail -1 "$tmp/wg.ms")
@@ -126,10 +162,44 @@ for i in $(seq "$RUNS"); do
 	printf '  run %2d (%s first): buoy call %.1f ms (inside buoy %s), whole controller run %.1f ms; wg syncconf %.1f ms; ratio %.3f (whole run %.3f)\n' \
 	    "$i" "$first" "$cl" "$(tail -1 "$tmp/inner.ms")" "$bl" "$wl" "$(tail -1 "$tmp/ratio")" \
 	    "$(tail -1 "$tmp/ratio.e2e")"
+	printf '         buoy: the set (connect to answer) %.1f ms, the rest of the call %.1f ms\n' \
+	    "$(tail -1 "$tmp/set.buoy")" "$(tail -1 "$tmp/own.buoy")"
 done
 b=$(median <"$tmp/buoy.ms"); c=$(median <"$tmp/call.ms"); i=$(median <"$tmp/inner.ms")
 w=$(median <"$tmp/wg.ms"); r=$(median <"$tmp/ratio"); re=$(median <"$tmp/ratio.e2e")
 faster=$(awk '$1 < 1' "$tmp/ratio" | wc -l)
+# wg's own part, the same way: SPLIT more runs of `wg syncconf`, each on a fresh
+# wireguard-go, under `strace --seccomp-bpf` stopping at execve and connect only. Its
+# own part is from its execve to its connect for the set, and from the answer to its
+# exit; bash's fork before the execve is left out, so the figure is a lower bound.
+# These runs are not in the timed figures above.
+: >"$tmp/own.wg"; : >"$tmp/set.wg"
+if command -v strace >/dev/null; then
+	for _ in $(seq "$SPLIT"); do
+		fresh wg
+		ip netns exec "$NS" strace -f --seccomp-bpf -ttt -e trace=execve,connect \
+		    -o "$tmp/wg.strace" wg syncconf "$IF" "$tmp/wg.conf"
+		/usr/bin/python3 - "$tmp/wg.strace" "$tmp/own.wg" "$tmp/set.wg" <<'PY'
+import sys
+ex = co = end = None
+for l in open(sys.argv[1]):
+    f = l.split(None, 2)
+    t = float(f[1])
+    if f[2].startswith('execve("') and ex is None:
+        ex = t
+    elif f[2].startswith("connect(") and ".sock" in f[2]:
+        co = t
+    elif f[2].startswith("+++ exited"):
+        end = t
+if None in (ex, co, end):
+    sys.exit("bench/buoy.sh: no execve/connect/exit in the strace output")
+open(sys.argv[2], "a").write("%.3f\n" % ((co - ex) * 1000))
+open(sys.argv[3], "a").write("%.3f\n" % ((end - co) * 1000))
+PY
+	done
+else
+	echo "bench/buoy.sh: no strace; wg's own part is not measured" >&2
+fi
 # buoy holds N peers now (the last apply); RSS while it does.
 serial=$((serial + 1)); apply --peers-file "$tmp/peers" >/dev/null
 bpid=$(pgrep -f "buoy run --state-dir $s" | head -1)
@@ -150,6 +220,11 @@ echo
 printf 'ApplyConfig of %d peers, medians of %d runs: buoy %.1f ms (the call on an open channel; %.1f ms inside buoy), wg syncconf %.1f ms; median of the per-run ratios %.3fx (target <= 1.0x), ratio of the medians %.3fx\n' \
     "$PEERS" "$RUNS" "$c" "$i" "$w" "$r" "$(echo "$c / $w" | bc -l)"
 echo "buoy's call was the faster in $faster of $RUNS runs"
+printf "buoy's own part of the call (the call less the set, connect to answer): median %.1f ms; the set: median %.1f ms\n" \
+    "$(median <"$tmp/own.buoy")" "$(median <"$tmp/set.buoy")"
+[ -s "$tmp/own.wg" ] &&
+    printf "wg's own part (execve to the set's connect; %d straced runs, a lower bound): median %.1f ms; the set to exit: median %.1f ms\n" \
+    "$SPLIT" "$(median <"$tmp/own.wg")" "$(median <"$tmp/set.wg")"
 printf 'The whole test controller run (process start, config built and signed, TLS handshake, the call): %.1f ms; median of the per-run ratios %.3fx, ratio of the medians %.3fx\n' \
     "$b" "$re" "$(echo "$b / $w" | bc -l)"
 echo "AddPeer with $PEERS peers present, $ADDS sequential calls: $add (target p50 <= 2 ms)"
