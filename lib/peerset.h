@@ -84,7 +84,7 @@ void	peerset_next_ip(const struct peerset *, size_t *off, struct peerset_cidr *c
  * Reorder idx[0..n) (indices into the set) by each peer's first allowed IP: none first,
  * then IPv4, then IPv6, by the address's first 7 bytes; ties keep their order. A
  * trie takes addresses in order faster than in random order: wireguard-go took 10,000
- * new /32s ~10 % faster so (bench/buoy.sh).
+ * new /32s ~10 % faster so (bench/uapi_order.py).
  */
 int	peerset_order_by_ip(const struct peerset *, uint32_t *idx, size_t n);
 /* Bytes held (records and buffers), for logs and tests. */
