@@ -1353,7 +1353,8 @@ uapi_conf(char **text, size_t *len, const struct wg_desired *want)
 	struct peerset_cidr c;
 	char b64[UAPI_KEY_B64_LEN + 1], ep[64], ip[64];
 	uint8_t key[UAPI_KEY_LEN];
-	size_t i, j, off;
+	uint32_t *order = NULL;
+	size_t i, j, k, off, n = ps != NULL ? ps->n : 0;
 	int rc;
 
 	*text = NULL;
@@ -1396,7 +1397,17 @@ uapi_conf(char **text, size_t *len, const struct wg_desired *want)
 			if (want->i[i] != NULL)
 				sb_printf(&sb, "I%zu = %s\n", i + 1, want->i[i]);
 	}
-	for (i = 0; ps != NULL && i < ps->n && rc == 0; i++) {
+	/* In the order of the first allowed IP, as uapi_diff() sends new peers. */
+	if (n > 0 && (order = malloc(n * sizeof(*order))) == NULL) {
+		err_set("out of memory");
+		rc = ERR_NOMEM;
+	}
+	for (k = 0; order != NULL && k < n; k++)
+		order[k] = (uint32_t)k;
+	if (rc == 0 && n > 0)
+		rc = peerset_order_by_ip(ps, order, n);
+	for (k = 0; k < n && rc == 0; k++) {
+		i = order[k];
 		if ((rc = endpoint_canon(ep, peerset_endpoint(ps, i))) != 0)
 			break;
 		uapi_key_to_base64(b64, ps->v[i].key);
@@ -1413,6 +1424,7 @@ uapi_conf(char **text, size_t *len, const struct wg_desired *want)
 		/* Always: syncconf leaves a keepalive the file does not mention as it is. */
 		sb_printf(&sb, "PersistentKeepalive = %u\n", (unsigned)ps->v[i].keepalive);
 	}
+	free(order);
 	if (rc == 0)
 		rc = sb.rc;
 	if (rc == 0) {

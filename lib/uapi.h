@@ -139,9 +139,10 @@ int	uapi_set_diff(const char *sock_path, struct uapi_counts *, size_t *sent,
 /*
  * want as wg(8) configuration text, for `wg syncconf IF /dev/stdin` (or `awg`): an
  * [Interface] with PrivateKey (clamped; none if zero), ListenPort (unless 0) and, when
- * want->awg, Jc..I5 by uapi_diff()'s rules; then a [Peer] per peer in key order with
- * PublicKey, AllowedIPs (canonical, sorted), Endpoint (unless "") and PersistentKeepalive
- * (always: syncconf leaves one the file omits as it is). No wg-quick keys (Address, MTU,
+ * want->awg, Jc..I5 by uapi_diff()'s rules; then a [Peer] per peer, in the order of their
+ * first allowed IP (peerset_order_by_ip()), with PublicKey, AllowedIPs (canonical,
+ * sorted), Endpoint (unless "") and PersistentKeepalive (always: syncconf leaves one the
+ * file omits as it is). No wg-quick keys (Address, MTU,
  * DNS). Checked like uapi_diff(); an AWG i1..i5 holding '#' is refused (a comment there).
  * *text holds the private key: free it with uapi_body_free().
  */

@@ -235,7 +235,15 @@ wgtool_tests(const struct wg_device *d)
 	    "Endpoint = 192.0.2.10:51820\nPersistentKeepalive = 25\n"
 	    "\n[Peer]\nPublicKey = " KB_B64 "\nAllowedIPs = 10.64.0.3/32\n"
 	    "Endpoint = [2001:db8::5]:51821\nPersistentKeepalive = 0\n",
-	    "two peers, key order, canonical addresses");
+	    "two peers, canonical addresses");
+	t.p[1].n_ips = 0;
+	tp_ip(&t.p[1], "10.64.0.1/32");
+	conf_is(&t, "[Interface]\nPrivateKey = " PRIV_B64 "\nListenPort = 51820\n"
+	    "\n[Peer]\nPublicKey = " KB_B64 "\nAllowedIPs = 10.64.0.1/32\n"
+	    "Endpoint = [2001:db8::5]:51821\nPersistentKeepalive = 0\n"
+	    "\n[Peer]\nPublicKey = " KA_B64 "\nAllowedIPs = 10.64.0.2/32, fd00:64::2/128\n"
+	    "Endpoint = 192.0.2.10:51820\nPersistentKeepalive = 25\n",
+	    "peers in the order of their first allowed IP, not of their keys");
 	t.w.listen_port = 0;
 	t.p[0].endpoint[0] = '\0';
 	t.n = 1;
