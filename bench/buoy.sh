@@ -168,11 +168,11 @@ done
 b=$(median <"$tmp/buoy.ms"); c=$(median <"$tmp/call.ms"); i=$(median <"$tmp/inner.ms")
 w=$(median <"$tmp/wg.ms"); r=$(median <"$tmp/ratio"); re=$(median <"$tmp/ratio.e2e")
 faster=$(awk '$1 < 1' "$tmp/ratio" | wc -l)
-# wg's own part, the same way: SPLIT more runs of `wg syncconf`, each on a fresh
-# wireguard-go, under `strace --seccomp-bpf` stopping at execve and connect only. Its
-# own part is from its execve to its connect for the set, and from the answer to its
-# exit; bash's fork before the execve is left out, so the figure is a lower bound.
-# These runs are not in the timed figures above.
+# wg's own part: SPLIT more runs of `wg syncconf`, each on a fresh wireguard-go, under
+# `strace --seccomp-bpf` stopping at execve and connect only. Its own part is from its
+# execve to its connect for the set; its exit after the answer counts with the set, and
+# bash's fork before the execve is left out, so the figure is a lower bound. These runs
+# are not in the timed figures above.
 : >"$tmp/own.wg"; : >"$tmp/set.wg"
 if command -v strace >/dev/null; then
 	for _ in $(seq "$SPLIT"); do
@@ -200,7 +200,7 @@ PY
 else
 	echo "bench/buoy.sh: no strace; wg's own part is not measured" >&2
 fi
-# buoy holds N peers now (the last apply); RSS while it does.
+# buoy takes the N peers once more and holds them; RSS while it does.
 serial=$((serial + 1)); apply --peers-file "$tmp/peers" >/dev/null
 bpid=$(pgrep -f "buoy run --state-dir $s" | head -1)
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/$bpid/status")
