@@ -1189,54 +1189,68 @@ diff_step(void *arg, const struct wg_peer *c, ptrdiff_t w)
 	return rc != 0 ? rc : sb_flush(d->sb, STREAM_CHUNK);
 }
 
-/* The wanted peers the device lacks, as indices into the set. */
+/* The wanted peers the device lacks, as indices into the set (room for all of them). */
 struct added {
 	uint32_t	*v;
-	size_t		 n, cap;
+	size_t		 n;
 };
 
 static int
 collect_added(void *arg, const struct wg_peer *c, ptrdiff_t w)
 {
 	struct added *a = arg;
-	uint32_t *nv;
 
-	if (c != NULL || w < 0)
-		return 0;
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 256;
-		if ((nv = realloc(a->v, cap * sizeof(*nv))) == NULL) {
-			err_set("out of memory");
-			return ERR_NOMEM;
-		}
-		a->v = nv;
-		a->cap = cap;
-	}
-	a->v[a->n++] = (uint32_t)w;
+	if (c == NULL && w >= 0)
+		a->v[a->n++] = (uint32_t)w;
 	return 0;
 }
 
 /*
- * New peers in the order of their first allowed IP (peerset_order_by_ip()), not of their
- * keys: wireguard-go puts each allowed IP in a trie, and takes them in address order
- * faster than in the random order random keys give.
+ * The wanted peers the device (cv, sorted) lacks, all of them when cn is 0, as indices
+ * into the set in the order of their first allowed IP (peerset_order_by_ip()), not of
+ * their keys: wireguard-go puts each allowed IP in a trie, and takes them in address
+ * order faster than in the random order random keys give. *idx is the caller's (free).
  */
+static int
+added_by_ip(uint32_t **idx, size_t *n, const struct wg_peer **cv, size_t cn,
+    const struct peerset *ps)
+{
+	struct added a = { NULL, 0 };
+	int rc;
+
+	*idx = NULL;
+	*n = 0;
+	if (ps == NULL || ps->n == 0)
+		return 0;
+	if ((a.v = malloc(ps->n * sizeof(*a.v))) == NULL) {
+		err_set("out of memory");
+		return ERR_NOMEM;
+	}
+	if ((rc = merge(cv, cn, ps, collect_added, &a)) != 0 ||
+	    (rc = peerset_order_by_ip(ps, a.v, a.n)) != 0) {
+		free(a.v);
+		return rc;
+	}
+	*idx = a.v;
+	*n = a.n;
+	return 0;
+}
+
 static int
 emit_added(struct diff_ctx *d, const struct wg_peer **cv, size_t cn)
 {
-	struct added a = { NULL, 0, 0 };
-	size_t i;
+	uint32_t *idx;
+	size_t i, n;
 	int rc;
 
-	if ((rc = merge(cv, cn, d->ps, collect_added, &a)) == 0)
-		rc = peerset_order_by_ip(d->ps, a.v, a.n);
-	for (i = 0; i < a.n && rc == 0; i++) {
-		rc = emit_new_peer(d->sb, d->ps, a.v[i]);
+	rc = added_by_ip(&idx, &n, cv, cn, d->ps);
+	for (i = 0; i < n && rc == 0; i++) {
+		rc = emit_new_peer(d->sb, d->ps, idx[i]);
 		d->counts->added++;
 		if (rc == 0)
 			rc = sb_flush(d->sb, STREAM_CHUNK);
 	}
-	free(a.v);
+	free(idx);
 	return rc;
 }
 
@@ -1354,7 +1368,7 @@ uapi_conf(char **text, size_t *len, const struct wg_desired *want)
 	char b64[UAPI_KEY_B64_LEN + 1], ep[64], ip[64];
 	uint8_t key[UAPI_KEY_LEN];
 	uint32_t *order = NULL;
-	size_t i, j, k, off, n = ps != NULL ? ps->n : 0;
+	size_t i, j, k, off, n = 0;
 	int rc;
 
 	*text = NULL;
@@ -1398,14 +1412,7 @@ uapi_conf(char **text, size_t *len, const struct wg_desired *want)
 				sb_printf(&sb, "I%zu = %s\n", i + 1, want->i[i]);
 	}
 	/* In the order of the first allowed IP, as uapi_diff() sends new peers. */
-	if (n > 0 && (order = malloc(n * sizeof(*order))) == NULL) {
-		err_set("out of memory");
-		rc = ERR_NOMEM;
-	}
-	for (k = 0; order != NULL && k < n; k++)
-		order[k] = (uint32_t)k;
-	if (rc == 0 && n > 0)
-		rc = peerset_order_by_ip(ps, order, n);
+	rc = added_by_ip(&order, &n, NULL, 0, ps);
 	for (k = 0; k < n && rc == 0; k++) {
 		i = order[k];
 		if ((rc = endpoint_canon(ep, peerset_endpoint(ps, i))) != 0)
