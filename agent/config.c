@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -336,12 +337,42 @@ refuse(struct config_check *cc, int status, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The signature check and the hash of the config bytes, on a thread of their own. */
+struct verify_job {
+	const uint8_t	*sig, *msg, *pub;
+	size_t		 siglen, msglen;
+	uint8_t		 hash[32];
+	bool		 sig_ok, hash_ok;
+};
+
+static void *
+verify_run(void *arg)
+{
+	struct verify_job *j = arg;
+
+	j->sig_ok = j->siglen == crypto_sign_BYTES &&
+	    crypto_sign_verify_detached(j->sig, j->msg, j->msglen, j->pub) == 0;
+	/* OpenSSL's SHA-256 uses the CPU's SHA extensions: 0.3 ms for 533 KB, libsodium's 1.8. */
+	j->hash_ok = j->sig_ok &&
+	    EVP_Digest(j->msg, j->msglen, j->hash, NULL, EVP_sha256(), NULL) == 1;
+	return NULL;
+}
+
+/*
+ * The signature is checked on a second thread while this one decodes the signed bytes
+ * (protobuf-c, fuzzed: tests/fuzz/fuzz_proto.c); nothing decoded is looked at before
+ * the signature holds, and every other check comes after it, in the order they always
+ * had. For 10,000 peers both take about a millisecond, so the overlap is most of one.
+ */
 void
 config_check(struct node_config *nc, const uint8_t *req, size_t len, struct config_check *cc)
 {
 	Pharos__V1__ApplyConfigRequest *r;
-	Pharos__V1__NodeConfig *cfg;
+	Pharos__V1__NodeConfig *cfg = NULL;
 	ProtobufCAllocator al = { cfg_mem_alloc, cfg_mem_release, NULL };
+	struct verify_job job;
+	pthread_t th;
+	bool threaded;
 	int rc;
 
 	memset(cc, 0, sizeof(*cc));
@@ -353,26 +384,37 @@ config_check(struct node_config *nc, const uint8_t *req, size_t len, struct conf
 		refuse(cc, GRPC_FAILED_PRECONDITION, "no controller key is pinned on this node");
 		goto out;
 	}
-	if (r->signature.len != crypto_sign_BYTES ||
-	    crypto_sign_verify_detached(r->signature.data, r->config.data, r->config.len,
-	    nc->controller_pub) != 0) {
+	memset(&job, 0, sizeof(job));
+	job.sig = r->signature.data;
+	job.siglen = r->signature.len;
+	job.msg = r->config.data;
+	job.msglen = r->config.len;
+	job.pub = nc->controller_pub;
+	threaded = pthread_create(&th, NULL, verify_run, &job) == 0;
+	if (!threaded)
+		verify_run(&job);
+	if ((al.allocator_data = cc->mem = cfg_mem_new()) != NULL)
+		cfg = pharos__v1__node_config__unpack(&al, r->config.len, r->config.data);
+	if (threaded)
+		pthread_join(th, NULL);
+	if (!job.sig_ok) {
 		refuse(cc, GRPC_PERMISSION_DENIED, "signature does not verify with the pinned "
 		    "controller key");
 		goto out;
 	}
-	if ((al.allocator_data = cc->mem = cfg_mem_new()) == NULL) {
+	if (cc->mem == NULL) {
 		refuse(cc, GRPC_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
-	if ((cfg = pharos__v1__node_config__unpack(&al, r->config.len, r->config.data)) == NULL) {
+	if (cfg == NULL) {
 		refuse(cc, GRPC_INVALID_ARGUMENT, "signed config is not a NodeConfig");
 		goto out;
 	}
-	/* OpenSSL's SHA-256 uses the CPU's SHA extensions: 0.3 ms for 533 KB, libsodium's 1.8. */
-	if (EVP_Digest(r->config.data, r->config.len, cc->hash, NULL, EVP_sha256(), NULL) != 1) {
+	if (!job.hash_ok) {
 		refuse(cc, GRPC_INTERNAL, "cannot hash the config");
 		goto out;
 	}
+	memcpy(cc->hash, job.hash, 32);
 	if (strcmp(cfg->fleet_id, nc->self.trust_domain) != 0 ||
 	    strcmp(cfg->node, nc->self.name) != 0) {
 		refuse(cc, GRPC_PERMISSION_DENIED, "config is for %s/%s, this is %s/%s",

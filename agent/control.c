@@ -513,10 +513,11 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 	char why[256] = "", xwhy[256] = "";
 	uint32_t uadd = 0, urm = 0;
 	bool partial = false;
-	int64_t t0 = clock_mono_nanos();
+	int64_t t0 = clock_mono_nanos(), t_check;
 	struct persist pst = { ctl->nc, req, len, { NULL, NULL, NULL }, 0 };
 
 	config_check(ctl->nc, req, len, &cc);
+	t_check = clock_mono_nanos() - t0;
 	if (cc.verdict == CONFIG_REFUSED) {
 		log_warnx("buoy: ApplyConfig refused peer=%s reason=\"%s\"",
 		    grpc_call_peer_addr(call), cc.why);
@@ -550,10 +551,10 @@ apply_config(struct grpc_call *call, const uint8_t *req, size_t len, void *arg)
 		    sizeof(xwhy)) != 0;
 		emit_applied(ctl, false, partial);
 		log_info("buoy: applied revision=%.12s serial=%llu peers=+%u/-%u/~%u users=+%u/-%u "
-		    "in %.3f ms (data plane set %.3f ms)", ctl->nc->cfg->revision,
+		    "in %.3f ms (check %.3f ms, data plane set %.3f ms)", ctl->nc->cfg->revision,
 		    (unsigned long long)ctl->nc->cfg->serial, res.peers_added, res.peers_removed,
 		    res.peers_changed, uadd, urm, (double)(clock_mono_nanos() - t0) / 1e6,
-		    (double)res.set_nanos / 1e6);
+		    (double)t_check / 1e6, (double)res.set_nanos / 1e6);
 	}
 	resp.result = cc.verdict != CONFIG_NEW ? PHAROS__V1__APPLY_RESULT__APPLY_RESULT_UNCHANGED :
 	    partial ? PHAROS__V1__APPLY_RESULT__APPLY_RESULT_PARTIAL :

@@ -60,6 +60,7 @@ install -m 0600 "$p/node-a.key" "$s/node.key"
 ip netns exec "$NS" "$BUILD/buoy" run --state-dir "$s" --listen 127.0.0.1:0 --interface "$IF" \
     2>"$tmp/buoy.log" &
 pid=$!
+disown "$pid"	# no "Killed" line from bash when cleanup() kills it
 for _ in $(seq 100); do
 	port=$(grep -o 'listen=127.0.0.1:[0-9]*' "$tmp/buoy.log" | cut -d: -f2) && [ -n "$port" ] && break
 	sleep 0.05
@@ -127,7 +128,7 @@ fresh() {
 }
 
 serial=$((serial + 1)); apply >/dev/null	# brings the interface up (empty)
-: >"$tmp/set.buoy"; : >"$tmp/own.buoy"
+: >"$tmp/set.buoy"; : >"$tmp/own.buoy"; : >"$tmp/check.buoy"
 : >"$tmp/buoy.ms"; : >"$tmp/call.ms"; : >"$tmp/wg.ms"; : >"$tmp/inner.ms"
 : >"$tmp/ratio"; : >"$tmp/ratio.e2e"
 run_buoy() {
@@ -143,6 +144,7 @@ run_buoy() {
 	line=$(grep -o "applied revision=b$serial serial=$serial peers=+$PEERS/-0/~0 users=+0/-0 in .*" "$tmp/buoy.log")
 	echo "$line" | awk '{print $7}' >>"$tmp/inner.ms"
 	echo "$line" | sed -n 's/.*data plane set \([0-9.]*\) ms.*/\1/p' >>"$tmp/set.buoy"
+	echo "$line" | sed -n 's/.*(check \([0-9.]*\) ms.*/\1/p' >>"$tmp/check.buoy"
 	echo "$(tail -1 "$tmp/call.ms") - $(tail -1 "$tmp/set.buoy")" | bc -l >>"$tmp/own.buoy"
 }
 run_wg() {
@@ -220,8 +222,8 @@ echo
 printf 'ApplyConfig of %d peers, medians of %d runs: buoy %.1f ms (the call on an open channel; %.1f ms inside buoy), wg syncconf %.1f ms; median of the per-run ratios %.3fx (target <= 1.0x), ratio of the medians %.3fx\n' \
     "$PEERS" "$RUNS" "$c" "$i" "$w" "$r" "$(echo "$c / $w" | bc -l)"
 echo "buoy's call was the faster in $faster of $RUNS runs"
-printf "buoy's own part of the call (the call less the set, connect to answer): median %.1f ms; the set: median %.1f ms\n" \
-    "$(median <"$tmp/own.buoy")" "$(median <"$tmp/set.buoy")"
+printf "buoy's own part of the call (the call less the set, connect to answer): median %.1f ms, of which checking the request (verify, decode, hash, peers) %.1f ms; the set: median %.1f ms\n" \
+    "$(median <"$tmp/own.buoy")" "$(median <"$tmp/check.buoy")" "$(median <"$tmp/set.buoy")"
 [ -s "$tmp/own.wg" ] &&
     printf "wg's own part (execve to the set's connect; %d straced runs, a lower bound): median %.1f ms; the set to exit: median %.1f ms\n" \
     "$SPLIT" "$(median <"$tmp/own.wg")" "$(median <"$tmp/set.wg")"

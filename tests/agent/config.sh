@@ -62,6 +62,12 @@ out=$(apply 1 --peer "$K2=10.64.0.3/32")
 check "a different config with the same serial: refused ($(echo $out | cut -c1-90))" bash -c "[[ '$out' == 'status 9 '*'not newer'* ]]"
 out=$(apply 2 --peer "$K1=10.64.0.2/32" --peer "$K2=10.64.0.3/32" --tamper)
 check "tampered bytes: refused, PERMISSION_DENIED ($(echo $out | cut -c1-80))" bash -c "[[ '$out' == 'status 7 signature does not verify'* ]]"
+# The signature is checked while the bytes are decoded: bytes that neither verify nor
+# decode are refused for the signature, signed bytes that do not decode as malformed.
+out=$(apply 2 --peer "$K1=10.64.0.2/32" --junk --tamper)
+check "unsigned junk: refused for the signature first ($(echo $out | cut -c1-60))" bash -c "[[ '$out' == 'status 7 signature does not verify'* ]]"
+out=$(apply 2 --peer "$K1=10.64.0.2/32" --junk)
+check "signed junk: refused, not a NodeConfig ($(echo $out | cut -c1-60))" bash -c "[[ '$out' == 'status 3 signed config is not a NodeConfig'* ]]"
 out=$("$ctl" apply $(CONN) --sign-key "$tmp/other.key" --fleet alpha --node node-a --revision x --serial 9)
 check "signed by another key: refused" bash -c "[[ '$out' == 'status 7 signature does not verify'* ]]"
 out=$("$ctl" apply $(CONN) --sign-key "$tmp/sign.key" --fleet alpha --node node-b --revision x --serial 9)

@@ -7,11 +7,13 @@
  *   ctl_push apply CONN --sign-key SIGNKEY --fleet F --node N --revision R --serial S
  *       [--listen-port P] [--mtu M] [--address CIDR]... [--peer PUB=CIDR[,CIDR][@HOST:PORT]]...
  *       [--xray-port P [--xray-target H:P] [--xray-sni NAME]... [--xray-sid ID]...
- *       [--xray-flow F]] [--user UUID=EMAIL]... [--tamper]
+ *       [--xray-flow F]] [--user UUID=EMAIL]... [--tamper] [--junk]
  *       Prints "status CODE MESSAGE" and, when OK, "applied result=R serial=S
  *       peers=+A/-R/~C hash=HEX users=+A/-R[ detail=TEXT]". --xray-port adds an xray
  *       section (defaults: target www.example.com:443, sni www.example.com, short ids
  *       "" and 0123456789abcdef, flow xtls-rprx-vision); --user adds VLESS users.
+ *       --tamper flips a config byte after signing; --junk makes the config bytes 0xff
+ *       (no NodeConfig) before signing.
  *   ctl_push add-peer CONN --sign-key K --fleet F --node N --base-serial B --serial S
  *       [--revision R] [--peer PUB=CIDR]... [--user UUID=EMAIL]... [--bench COUNT]
  *   ctl_push remove-peer CONN ... [--remove PUB]... [--remove-user EMAIL]...
@@ -373,6 +375,7 @@ main(int argc, char **argv)
 		{ "address", required_argument, NULL, 'a' },
 		{ "peer", required_argument, NULL, 'P' },
 		{ "tamper", no_argument, NULL, 'X' },
+		{ "junk", no_argument, NULL, 'J' },
 		{ "base-serial", required_argument, NULL, 'B' },
 		{ "remove", required_argument, NULL, 'R' },
 		{ "bench", required_argument, NULL, 'N' },
@@ -409,7 +412,7 @@ main(int argc, char **argv)
 	uint8_t *cbuf = NULL, *rbuf = NULL;
 	size_t clen = 0, rlen = 0, npeers = 0, naddrs = 0;
 	unsigned timeout_ms = 10000;
-	bool tamper = false;
+	bool tamper = false, junk = false;
 	static uint8_t removes[4096][32];
 	static ProtobufCBinaryData rm[4096];
 	size_t removes_n = 0, nfile = 0;
@@ -460,6 +463,7 @@ main(int argc, char **argv)
 			npeers++;
 			break;
 		case 'X': tamper = true; break;
+		case 'J': junk = true; break;
 		case 'W': time_call = true; break;
 		case 'B': delta.base_serial = strtoull(optarg, NULL, 10); break;
 		case 'N': bench_n = bench_left = atol(optarg); break;
@@ -599,6 +603,8 @@ main(int argc, char **argv)
 		clen = pharos__v1__node_config__get_packed_size(&cfg);
 		cbuf = malloc(clen + 1);
 		pharos__v1__node_config__pack(&cfg, cbuf);
+		if (junk)	/* signed (unless --tamper), but no NodeConfig: field 31, wire type 7 */
+			memset(cbuf, 0xff, clen);
 		if (load_sk(sk, skpath) != 0) {
 			fprintf(stderr, "ctl_push: %s\n", err_last());
 			return 1;
@@ -689,7 +695,7 @@ usage:
 	fprintf(stderr, "usage: ctl_push keygen SIGNKEY PUBKEY\n"
 	    "       ctl_push apply CONN --sign-key K --fleet F --node N --revision R --serial S\n"
 	    "                [--listen-port P] [--mtu M] [--address CIDR]...\n"
-	    "                [--peer PUB=CIDR[,CIDR][@HOST:PORT]]... [--tamper]\n"
+	    "                [--peer PUB=CIDR[,CIDR][@HOST:PORT]]... [--tamper] [--junk]\n"
 	    "                [--xray-port P [--xray-target H:P] [--xray-sni N]... [--xray-sid ID]...\n"
 	    "                [--xray-flow F]] [--user UUID=EMAIL]... [--time-call]\n"
 	    "       ctl_push add-peer CONN --sign-key K --fleet F --node N --base-serial B\n"
