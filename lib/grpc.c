@@ -429,9 +429,15 @@ call_on_msg(void *arg, const uint8_t *msg, size_t len)
 
 	if (++call->nmsgs > 1)
 		return GRPC_UNIMPLEMENTED;	/* request cardinality violation */
-	if ((call->req = malloc(len ? len : 1)) == NULL)
-		return GRPC_RESOURCE_EXHAUSTED;
-	memcpy(call->req, msg, len);
+	if (call->rx.heap_msg) {
+		/* Reassembled in a buffer of its own: keep it rather than copy 500 KB again. */
+		call->req = (uint8_t *)(uintptr_t)msg;
+		call->rx.kept = true;
+	} else {
+		if ((call->req = malloc(len ? len : 1)) == NULL)
+			return GRPC_RESOURCE_EXHAUSTED;
+		memcpy(call->req, msg, len);
+	}
 	call->reqlen = len;
 	return 0;
 }

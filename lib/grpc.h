@@ -58,6 +58,9 @@ enum grpc_status {
  * when a prefix announces more than max (nothing of it is buffered), GRPC_UNIMPLEMENTED
  * for a compressed message (we negotiate identity only), GRPC_INTERNAL for a bad flag
  * byte, or whatever non-zero on_msg returned (which stops feeding).
+ * A message that arrived in pieces is handed over in a malloc'd buffer of its own
+ * (heap_msg true during on_msg); on_msg may keep it, setting `kept`, and free() it later.
+ * Otherwise msg points into the DATA payload and is gone when on_msg returns.
  */
 struct grpc_reasm {
 	uint8_t		 hdr[5];
@@ -66,6 +69,7 @@ struct grpc_reasm {
 	size_t		 len, have;
 	size_t		 max;
 	bool		 in_msg;
+	bool		 heap_msg, kept;
 };
 
 typedef int (*grpc_reasm_fn)(void *arg, const uint8_t *msg, size_t len);

@@ -95,8 +95,13 @@ grpc_reasm_feed(struct grpc_reasm *r, const uint8_t *data, size_t len, grpc_reas
 			uint8_t *msg = r->buf;
 			r->buf = NULL;
 			r->in_msg = false;
+			r->heap_msg = true;
+			r->kept = false;
 			rc = on_msg(arg, msg, r->len);
-			free(msg);
+			r->heap_msg = false;
+			if (!r->kept)
+				free(msg);
+			r->kept = false;
 			if (rc != 0)
 				return rc;
 		}
