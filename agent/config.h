@@ -115,9 +115,11 @@ void	 config_close(struct node_config *);
 /*
  * Check a serialized ApplyConfigRequest against the pinned key, this node and what runs;
  * an xray section must pass xray_check_config() and the peers peerset's checks (a key
- * listed twice included); INVALID_ARGUMENT otherwise.
+ * listed twice included); INVALID_ARGUMENT otherwise. verified(arg), if not NULL, is
+ * called once the signature holds, from another thread, while the check goes on.
  */
-void	 config_check(struct node_config *, const uint8_t *req, size_t len, struct config_check *);
+void	 config_check(struct node_config *, const uint8_t *req, size_t len, struct config_check *,
+	    void (*verified)(void *), void *arg);
 /*
  * While the data plane takes it: write the request to a temporary file beside
  * CONFIG_FILE and fsync it (fs_write_prepare()); CONFIG_FILE still holds the running one.

@@ -8,6 +8,7 @@
 #ifndef PHAROS_DATAPLANE_H
 #define PHAROS_DATAPLANE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,14 @@ struct dataplane {
 	int		(*apply)(struct dataplane *, const Pharos__V1__NodeConfig *cfg,
 			    const struct peerset *peers, void (*busy)(void *), void *busy_arg,
 			    struct dp_result *, char *why, size_t whylen);
+	/*
+	 * Optional (NULL: not offered). prefetch(dp, true) starts reading the live device on a
+	 * thread of its own while the caller checks a request; the next apply() takes that
+	 * read instead of making its own. prefetch(dp, false) drops it (the request was
+	 * refused). The caller must do one or the other before returning to its event loop,
+	 * so the read is never older than the request it was made for.
+	 */
+	void		(*prefetch)(struct dataplane *, bool start);
 	/* Add (or replace) and remove single peers, touching nothing else. */
 	int		(*apply_delta)(struct dataplane *, const Pharos__V1__PeerDelta *,
 			    struct dp_result *, char *why, size_t whylen);

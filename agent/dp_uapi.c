@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include <event2/event.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,14 @@ struct uapi_dp {
 	void				*current_arg;
 	struct event			*check;
 	char				 detail[128];
+	/* A read of the live device made while the request was checked (prefetch()). */
+	struct {
+		pthread_t		 th;
+		bool			 running;
+		int			 rc;
+		struct wg_device	*dev;
+		char			 why[256];
+	}				 pf;
 };
 
 /* A connect, not a get: a dump of 10,000 peers can take longer than any short timeout. */
@@ -76,6 +85,52 @@ ensure_running(struct uapi_dp *u)
 	return 0;
 }
 
+static void *
+prefetch_run(void *arg)
+{
+	struct uapi_dp *u = arg;
+
+	if ((u->pf.rc = uapi_get(&u->pf.dev, u->sock)) != 0)
+		snprintf(u->pf.why, sizeof(u->pf.why), "%s", err_last());
+	return NULL;
+}
+
+/* Wait for a prefetch; its device (if it read one) goes to *out, else it is freed. */
+static void
+prefetch_take(struct uapi_dp *u, struct wg_device **out)
+{
+	if (out != NULL)
+		*out = NULL;
+	if (!u->pf.running)
+		return;
+	pthread_join(u->pf.th, NULL);
+	u->pf.running = false;
+	if (u->pf.rc == 0 && out != NULL)
+		*out = u->pf.dev;
+	else
+		wg_device_free(u->pf.dev);
+	u->pf.dev = NULL;
+	if (u->pf.rc != 0)
+		log_debug("buoy: prefetching %s: %s; read again", u->sock, u->pf.why);
+}
+
+/*
+ * Only once the implementation runs (u->up): before that, apply() may have to start it,
+ * and a read would only find no socket.
+ */
+static void
+uapi_prefetch(struct dataplane *dp, bool start)
+{
+	struct uapi_dp *u = dp->ctx;
+
+	prefetch_take(u, NULL);
+	if (!start || !u->up)
+		return;
+	u->pf.rc = 0;
+	u->pf.dev = NULL;
+	u->pf.running = pthread_create(&u->pf.th, NULL, prefetch_run, u) == 0;
+}
+
 /* The body is streamed to the socket as it is made (uapi_set_diff()). */
 static int
 uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg,
@@ -91,10 +146,12 @@ uapi_apply(struct dataplane *dp, const Pharos__V1__NodeConfig *cfg,
 
 	memset(res, 0, sizeof(*res));
 	memset(&want, 0, sizeof(want));
-	if ((rc = ensure_running(u)) != 0 ||
+	/* A device read while the request was checked also says the implementation runs. */
+	prefetch_take(u, &cur);
+	if ((cur == NULL && (rc = ensure_running(u)) != 0) ||
 	    (rc = wgdp_desired(&want, u->priv, u->awg, cfg, peers)) != 0)
 		goto fail;
-	if ((rc = uapi_get(&cur, u->sock)) != 0)
+	if (cur == NULL && (rc = uapi_get(&cur, u->sock)) != 0)
 		goto fail;
 	if ((rc = uapi_set_diff(u->sock, &c, &len, cur, &want, busy, busy_arg)) != 0)
 		goto fail;
@@ -287,6 +344,7 @@ uapi_free(struct dataplane *dp)
 {
 	struct uapi_dp *u = dp->ctx;
 
+	prefetch_take(u, NULL);
 	if (u->check != NULL)
 		event_free(u->check);
 	free(u->netkey);
@@ -325,6 +383,7 @@ dp_uapi_new(struct event_base *base, const char *dir, const char *ifname, const 
 	u->dp.name = "uapi";
 	u->dp.apply = uapi_apply;
 	u->dp.apply_delta = uapi_delta;
+	u->dp.prefetch = uapi_prefetch;
 	u->dp.status = uapi_status;
 	u->dp.peers = uapi_peers;
 	u->dp.restart = uapi_restart;

@@ -12,6 +12,8 @@
 #     (connect to answer, from its log line); wg's is from its execve to its connect for
 #     the set, in SPLIT more runs under `strace --seccomp-bpf` (not in the timed ones);
 #   - AddPeer latency (signed delta, one new peer per call, sequential);
+#   - an incremental ApplyConfig: N + 1 peers onto the N the interface holds, against
+#     `wg syncconf` of the same N + 1 (INC runs, on the long-lived process);
 #   - buoy's RSS holding N peers (anonymous and file-backed), and its peak;
 #   - the idle CPU of buoy and wireguard-go holding N peers (the supervisor's reads).
 # The apply runs alternate which of the two goes first; the result is the median of
@@ -25,7 +27,7 @@
 # `wg syncconf` is timed inside the namespace (bash's $EPOCHREALTIME around it), so its
 # figure includes its own process start but not `ip netns exec`.
 #   bench/buoy.sh   (root, /dev/net/tun; BUILD=build PEERS=10000 RUNS=21 ADDS=500 FRESH=1
-#                    SPLIT=7)
+#                    SPLIT=7 INC=11)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -34,6 +36,7 @@ RUNS=${RUNS:-21}
 ADDS=${ADDS:-500}
 FRESH=${FRESH:-1}
 SPLIT=${SPLIT:-7}
+INC=${INC:-11}
 [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ] || { echo "bench/buoy.sh needs root and /dev/net/tun" >&2; exit 2; }
 tmp=$(mktemp -d)
 NS=phb$$ IF=phb$$
@@ -218,6 +221,30 @@ add=$(ip netns exec "$NS" "$ctl" add-peer --target "127.0.0.1:$port" --ca "$p/ca
     --cert "$p/controller.pem" --key "$p/controller.key" --sign-key "$tmp/sign.key" \
     --fleet alpha --node node-a --revision add --base-serial "$serial" \
     --serial "$((serial + 1))" --bench "$ADDS")
+# Incremental: one peer more than the interface holds (N + 1), onto N held; then back to N.
+# buoy reads the live device and sends the one new peer; wg syncconf reads it and sends all
+# N + 1. Not a fresh wireguard-go: the interface keeps its N peers throughout.
+serial=$((serial + ADDS + 1)); apply --peers-file "$tmp/peers" >/dev/null	# back to N
+/usr/bin/python3 - "$PEERS" "$tmp" <<'PY'
+import base64, os, sys
+n, d = int(sys.argv[1]), sys.argv[2]
+k = base64.b64encode(os.urandom(32)).decode()
+ip = "10.%d.%d.%d/32" % (100 + n // 65536, (n // 256) % 256, n % 256)
+open(d + "/peers1", "w").write(open(d + "/peers").read() + "%s=%s\n" % (k, ip))
+open(d + "/wg1.conf", "w").write(open(d + "/wg.conf").read() + "[Peer]\nPublicKey = %s\nAllowedIPs = %s\n" % (k, ip))
+PY
+: >"$tmp/inc.buoy"; : >"$tmp/inc.wg"
+for _ in $(seq "$INC"); do
+	serial=$((serial + 1))
+	out=$(apply --peers-file "$tmp/peers1" --time-call)
+	case $out in *"peers=+1/-0/~0"*"status 0"*) ;; *) echo "incremental apply: $out" >&2; exit 1 ;; esac
+	echo "$out" | sed -n 's/^call_ms=//p' >>"$tmp/inc.buoy"
+	serial=$((serial + 1)); apply --peers-file "$tmp/peers" >/dev/null
+	ip netns exec "$NS" bash -c 's=$EPOCHREALTIME; wg syncconf "$1" "$2" || exit 1
+	    e=$EPOCHREALTIME; echo "($e - $s) * 1000" | bc -l' _ "$IF" "$tmp/wg1.conf" >>"$tmp/inc.wg"
+	[ "$(count_peers)" = "$((PEERS + 1))" ] || { echo "incremental wg: $(count_peers) peers" >&2; exit 1; }
+	ip netns exec "$NS" wg syncconf "$IF" "$tmp/wg.conf"
+done
 echo
 printf 'ApplyConfig of %d peers, medians of %d runs: buoy %.1f ms (the call on an open channel; %.1f ms inside buoy), wg syncconf %.1f ms; median of the per-run ratios %.3fx (target <= 1.0x), ratio of the medians %.3fx\n' \
     "$PEERS" "$RUNS" "$c" "$i" "$w" "$r" "$(echo "$c / $w" | bc -l)"
@@ -229,6 +256,9 @@ printf "buoy's own part of the call (the call less the set, connect to answer): 
     "$SPLIT" "$(median <"$tmp/own.wg")" "$(median <"$tmp/set.wg")"
 printf 'The whole test controller run (process start, config built and signed, TLS handshake, the call): %.1f ms; median of the per-run ratios %.3fx, ratio of the medians %.3fx\n' \
     "$b" "$re" "$(echo "$b / $w" | bc -l)"
+printf 'Incremental, %d peers onto %d held (one new), medians of %d: buoy ApplyConfig %.1f ms, wg syncconf %.1f ms (%.3fx)\n' \
+    "$((PEERS + 1))" "$PEERS" "$INC" "$(median <"$tmp/inc.buoy")" "$(median <"$tmp/inc.wg")" \
+    "$(echo "$(median <"$tmp/inc.buoy") / $(median <"$tmp/inc.wg")" | bc -l)"
 echo "AddPeer with $PEERS peers present, $ADDS sequential calls: $add (target p50 <= 2 ms)"
 echo "buoy RSS holding $PEERS peers: $rss KiB = $((rss * 1024)) bytes (anon $anon KiB, file $file KiB; target <= 10 MB = 10000000 bytes); peak during the applies: $hwm KiB"
 echo "idle CPU holding $PEERS peers over 10 s: buoy $((b1 - b0)) ticks, wireguard-go $((w1 - w0)) ticks (100 ticks = one CPU-second)"

@@ -127,6 +127,17 @@ out=$(push 3 --peer "$client_pub=10.64.0.2/32")
 # The node forgot the session with the peer; the client starts a new handshake only when
 # its own timers say the old one is dead (keepalive timeout 10 s + rekey timeout 5 s).
 check "peer back: ping works again (after the client's re-handshake)" ping_within 25
+# A peer set on the interface behind buoy's back: the next config is diffed against the
+# live device (read while the request is checked), so the stranger goes and only the new
+# peer is added; the client's session stays.
+stranger=$(wg genkey | wg pubkey)
+third=$(wg genkey | wg pubkey)
+ip netns exec "$NS_N" wg set "$IF_N" peer "$stranger" allowed-ips 10.64.0.7/32
+out=$(push 4 --peer "$client_pub=10.64.0.2/32" --peer "$third=10.64.0.8/32")
+check "a peer added behind buoy's back is removed by the next config ($(echo $out | cut -c1-50))" \
+    bash -c "[[ '$out' == *'peers=+1/-1/~0'* ]]"
+check "and the node has exactly the config's peers" bash -c "[ \"\$(ip netns exec $NS_N wg show $IF_N peers | sort)\" = \"\$(printf '%s\n' '$client_pub' '$third' | sort)\" ]"
+check "and the client still passes traffic" pings
 
 # Live deltas: another peer comes and goes; the client's session is not touched.
 delta() { # add-peer|remove-peer BASE SERIAL args...
@@ -139,11 +150,11 @@ delta() { # add-peer|remove-peer BASE SERIAL args...
 hs() { ip netns exec "$NS_N" wg show "$IF_N" latest-handshakes | awk -v k="$client_pub" '$1 == k {print $2}'; }
 other=$(wg genkey | wg pubkey)
 hs_before=$(hs)
-out=$(delta add-peer 3 4 --peer "$other=10.64.0.9/32")
-check "AddPeer live: applied ($(echo $out))" bash -c "[[ '$out' == *'peers serial=4 count=2'* ]]"
+out=$(delta add-peer 4 5 --peer "$other=10.64.0.9/32")
+check "AddPeer live: applied ($(echo $out))" bash -c "[[ '$out' == *'peers serial=5 count=3'* ]]"
 check "AddPeer live: the node has both peers" bash -c "ip netns exec $NS_N wg show $IF_N peers | grep -qx '$other'"
-out=$(delta remove-peer 4 5 --remove "$other")
-check "RemovePeer live: applied ($(echo $out))" bash -c "[[ '$out' == *'peers serial=5 count=1'* ]]"
+out=$(delta remove-peer 5 6 --remove "$other")
+check "RemovePeer live: applied ($(echo $out))" bash -c "[[ '$out' == *'peers serial=6 count=2'* ]]"
 check "live deltas: the client still passes traffic" pings
 check "live deltas: no re-handshake of the client (handshake time $hs_before unchanged)" test "$(hs)" = "$hs_before"
 
@@ -155,7 +166,7 @@ ok_restart=0
 ping_within 2 && ok_restart=1
 t1=$(date +%s.%N)
 check "buoy restarted with no controller: config and deltas re-applied from disk" \
-    grep -q 're-applied the persisted config revision=r3 serial=5' "$tmp/buoy.log"
+    grep -q 're-applied the persisted config revision=r4 serial=6' "$tmp/buoy.log"
 check "buoy restarted: ping within 2 s ($(echo "$t1 - $t0" | bc | cut -c1-5) s)" test "$ok_restart" = 1
 
 CONN=(--target "10.198.0.1:$port" --ca "$p/ca.pem" --cert "$p/controller.pem" --key "$p/controller.key")
