@@ -133,6 +133,12 @@ cmd_run(int argc, char **argv)
 	 * one is freed and keep the next ones in the heap, resident for good.
 	 */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	/*
+	 * One arena for every thread: the short-lived ones (the signature check, the device
+	 * read) would otherwise each get an arena of their own, whose freed pages stayed
+	 * resident (~1 MiB more RSS holding 10,000 peers, measured).
+	 */
+	mallopt(M_ARENA_MAX, 1);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
