@@ -603,7 +603,7 @@ main(int argc, char **argv)
 		clen = pharos__v1__node_config__get_packed_size(&cfg);
 		cbuf = malloc(clen + 1);
 		pharos__v1__node_config__pack(&cfg, cbuf);
-		if (junk)	/* signed (unless --tamper), but no NodeConfig: field 31, wire type 7 */
+		if (junk)	/* signed (unless --tamper), but no NodeConfig: 0xff never ends a varint */
 			memset(cbuf, 0xff, clen);
 		if (load_sk(sk, skpath) != 0) {
 			fprintf(stderr, "ctl_push: %s\n", err_last());
