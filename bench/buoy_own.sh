@@ -2,23 +2,24 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # What each client costs apart from the data plane: buoy's ApplyConfig of N peers (default
-# 10,000) against `wg syncconf` of the same peers, both onto an instant data plane
-# (bench/uapi_sink.py: a UAPI socket that answers every get with an empty device and every
-# set at once, beside a tun link of the same name, with no process behind it, in a
-# namespace of its own). With
-# wireguard-go behind the socket, each client's time is this own part plus wireguard-go's
-# work on the body it sent; that work is ~98 % of the whole and varies ~10 % from one
-# fresh process to the next (bench/buoy.sh), which hides a difference of a few ms. Here
-# the own parts are measured alone, with one instrument each as in bench/buoy.sh: buoy's
-# call on an open channel (ctl_push --time-call), wg's run timed inside the namespace.
-# The runs alternate which goes first. Then the two set bodies are compared: buoy's must
-# be wg's with the replace_allowed_ips lines left out (new peers have none to replace),
-# peers in the same order, so wireguard-go gets the same work from both, or less from buoy.
-# PACE_US=55 makes the data plane take 55 us per new peer, every time (bench/uapi_sink.py):
-# wireguard-go's pace here without its variance, so what a client does while the data plane
-# works (buoy writes and fsyncs config.signed then) is hidden as it is with wireguard-go,
-# and each figure is the data plane's fixed time plus what the client adds to it.
-# OLD=PATH/buoy adds a third arm: another buoy build (before/after a change).
+# 10,000) against `wg syncconf` of the same peers, both onto a UAPI sink (bench/uapi_sink.py:
+# a socket that answers every get with an empty device and takes every set, beside a tun
+# link of the same name with no process behind it, in a namespace of its own).
+# With wireguard-go behind the socket, each client's time is its own part plus wireguard-go's
+# work on the body it sent; that work is ~98 % of the whole and varies ~12 % from one fresh
+# process to the next (bench/buoy.sh), which hides a difference of a few ms. Here the own
+# parts are measured alone, with the instruments bench/buoy.sh uses: buoy's call on an open
+# channel (ctl_push --time-call), wg's run timed inside the namespace. The runs alternate
+# which goes first. Then one set body of each is kept and compared: the same peers and
+# allowed IPs in the same order (buoy's leaves out wg's replace_allowed_ips lines: new peers
+# have none to replace), so wireguard-go gets the same work from both, or less from buoy.
+# PACE_US=0 (default): the sink answers a set at once; each figure is the client's whole
+# own work. PACE_US=55: the sink takes 55 us per new peer, every time (wireguard-go's pace
+# here, without its variance), so what a client does while the data plane works (buoy
+# writes and fsyncs config.signed then) is hidden as it is with wireguard-go, and each
+# figure is the sink's fixed time plus what the client adds to it.
+# OLD=PATH/buoy adds a third arm: another buoy build (before/after a change). KEEP=1 leaves
+# the work folder (logs, figures) behind.
 #   bench/buoy_own.sh   (root, /dev/net/tun; BUILD=build PEERS=10000 RUNS=101 PACE_US=0 OLD=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -122,12 +123,22 @@ for i in $(seq "$RUNS"); do
 	for a in "${order[@]}"; do run "$a"; done
 	[ $((i % 10)) = 0 ] && echo "  $i of $RUNS runs" >&2
 done
-# The bodies: one more set from buoy and from wg, kept.
+# The bodies: one more set from buoy, then from wg, kept (the sink writes each after its
+# answer, numbered in order).
+kept() { # COUNT: wait until the sink has written COUNT bodies, at most 5 s
+	for _ in $(seq 100); do
+		[ "$(ls "$tmp/sets" | grep -c '^set\.')" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "bench/buoy_own.sh: the sink kept no set body" >&2
+	exit 1
+}
 touch "$tmp/sets/keep"
-serial=$((serial + 1)); run buoy /dev/null; b=$(ls -t "$tmp/sets" | grep -m1 '^set\.')
-run wg /dev/null; w=$(ls -t "$tmp/sets" | grep -m1 '^set\.')
+serial=$((serial + 1)); run buoy /dev/null; kept 1
+run wg /dev/null; kept 2
 rm "$tmp/sets/keep"
-[ "$b" != "$w" ] || { echo "bench/buoy_own.sh: no set body kept" >&2; exit 1; }
+b=$(ls "$tmp/sets" | grep '^set\.' | sort -t. -k2 -n | head -1)
+w=$(ls "$tmp/sets" | grep '^set\.' | sort -t. -k2 -n | tail -1)
 /usr/bin/python3 - "$tmp/sets/$b" "$tmp/sets/$w" "$PEERS" <<'PY'
 import sys
 b = open(sys.argv[1]).read().split("\n")
