@@ -126,8 +126,6 @@ uapi_prefetch(struct dataplane *dp, bool start)
 	prefetch_take(u, NULL);
 	if (!start || !u->up)
 		return;
-	u->pf.rc = 0;
-	u->pf.dev = NULL;
 	u->pf.running = pthread_create(&u->pf.th, NULL, prefetch_run, u) == 0;
 }
 

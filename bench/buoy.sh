@@ -69,18 +69,8 @@ for _ in $(seq 100); do
 	sleep 0.05
 done
 
-# N peers: random 32-byte keys, one /32 each.
-/usr/bin/python3 - "$PEERS" "$tmp" <<'PY'
-import base64, os, sys
-n, d = int(sys.argv[1]), sys.argv[2]
-with open(d + "/peers", "w") as a, open(d + "/wg.conf", "w") as w:
-    w.write("[Interface]\nPrivateKey = %s\nListenPort = 51820\n" % open(d + "/state/wg.key").read().strip())
-    for i in range(n):
-        k = base64.b64encode(os.urandom(32)).decode()
-        ip = "10.%d.%d.%d/32" % (100 + i // 65536, (i // 256) % 256, i % 256)
-        a.write("%s=%s\n" % (k, ip))
-        w.write("[Peer]\nPublicKey = %s\nAllowedIPs = %s\n" % (k, ip))
-PY
+# N peers: random 32-byte keys, one /32 each (and the same with one more, peers1/wg1.conf).
+bench/peers.py "$PEERS" "$tmp" "$s/wg.key"
 printf '[Interface]\nPrivateKey = %s\nListenPort = 51820\n' "$(cat "$s/wg.key")" >"$tmp/empty.conf"
 serial=0
 apply() { # args: extra ctl_push args; the caller bumps $serial (not in a subshell)
@@ -91,6 +81,11 @@ apply() { # args: extra ctl_push args; the caller bumps $serial (not in a subshe
 }
 ms() { echo "($2 - $1) / 1000000" | bc -l; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# `wg syncconf IF CONF` timed inside the namespace; prints ms.
+wg_timed() {
+	ip netns exec "$NS" bash -c 's=$EPOCHREALTIME; wg syncconf "$1" "$2" || exit 1
+	    e=$EPOCHREALTIME; echo "($e - $s) * 1000" | bc -l' _ "$IF" "$1"
+}
 count_peers() { ip netns exec "$NS" wg show "$IF" peers | wc -l; }
 # Wait until wireguard-go is idle (its CPU ticks still for 300 ms, at most 10 s): the
 # teardown of the emptied peers (goroutines, Go's GC) must not land inside the next timing.
@@ -152,8 +147,7 @@ run_buoy() {
 }
 run_wg() {
 	fresh wg
-	ip netns exec "$NS" bash -c 's=$EPOCHREALTIME; wg syncconf "$1" "$2" || exit 1
-	    e=$EPOCHREALTIME; echo "($e - $s) * 1000" | bc -l' _ "$IF" "$tmp/wg.conf" >>"$tmp/wg.ms"
+	wg_timed "$tmp/wg.conf" >>"$tmp/wg.ms"
 	[ "$(count_peers)" = "$PEERS" ] || { echo "wg syncconf: $(count_peers) peers" >&2; exit 1; }
 }
 # The order alternates (odd runs buoy first, even runs wg first), so neither is always
@@ -225,14 +219,6 @@ add=$(ip netns exec "$NS" "$ctl" add-peer --target "127.0.0.1:$port" --ca "$p/ca
 # buoy reads the live device and sends the one new peer; wg syncconf reads it and sends all
 # N + 1. Not a fresh wireguard-go: the interface keeps its N peers throughout.
 serial=$((serial + ADDS + 1)); apply --peers-file "$tmp/peers" >/dev/null	# back to N
-/usr/bin/python3 - "$PEERS" "$tmp" <<'PY'
-import base64, os, sys
-n, d = int(sys.argv[1]), sys.argv[2]
-k = base64.b64encode(os.urandom(32)).decode()
-ip = "10.%d.%d.%d/32" % (100 + n // 65536, (n // 256) % 256, n % 256)
-open(d + "/peers1", "w").write(open(d + "/peers").read() + "%s=%s\n" % (k, ip))
-open(d + "/wg1.conf", "w").write(open(d + "/wg.conf").read() + "[Peer]\nPublicKey = %s\nAllowedIPs = %s\n" % (k, ip))
-PY
 : >"$tmp/inc.buoy"; : >"$tmp/inc.wg"
 for _ in $(seq "$INC"); do
 	serial=$((serial + 1))
@@ -240,8 +226,7 @@ for _ in $(seq "$INC"); do
 	case $out in *"peers=+1/-0/~0"*"status 0"*) ;; *) echo "incremental apply: $out" >&2; exit 1 ;; esac
 	echo "$out" | sed -n 's/^call_ms=//p' >>"$tmp/inc.buoy"
 	serial=$((serial + 1)); apply --peers-file "$tmp/peers" >/dev/null
-	ip netns exec "$NS" bash -c 's=$EPOCHREALTIME; wg syncconf "$1" "$2" || exit 1
-	    e=$EPOCHREALTIME; echo "($e - $s) * 1000" | bc -l' _ "$IF" "$tmp/wg1.conf" >>"$tmp/inc.wg"
+	wg_timed "$tmp/wg1.conf" >>"$tmp/inc.wg"
 	[ "$(count_peers)" = "$((PEERS + 1))" ] || { echo "incremental wg: $(count_peers) peers" >&2; exit 1; }
 	ip netns exec "$NS" wg syncconf "$IF" "$tmp/wg.conf"
 done

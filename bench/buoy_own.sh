@@ -77,18 +77,7 @@ start buoy "$BUILD/buoy"
 if [ -n "$OLD" ]; then arms+=(old); start old "$OLD"; fi
 arms+=(wg)
 
-/usr/bin/python3 - "$PEERS" "$tmp" <<'PY'
-import base64, os, sys
-n, d = int(sys.argv[1]), sys.argv[2]
-key = base64.b64encode(os.urandom(32)).decode()
-with open(d + "/peers", "w") as a, open(d + "/wg.conf", "w") as w:
-    w.write("[Interface]\nPrivateKey = %s\nListenPort = 51820\n" % key)
-    for i in range(n):
-        k = base64.b64encode(os.urandom(32)).decode()
-        ip = "10.%d.%d.%d/32" % (100 + i // 65536, (i // 256) % 256, i % 256)
-        a.write("%s=%s\n" % (k, ip))
-        w.write("[Peer]\nPublicKey = %s\nAllowedIPs = %s\n" % (k, ip))
-PY
+bench/peers.py "$PEERS" "$tmp"
 serial=0
 run() { # ARM [FILE]: one figure appended to FILE (default $tmp/ARM.ms)
 	local port to=${2:-$tmp/$1.ms}

@@ -96,7 +96,6 @@ grpc_reasm_feed(struct grpc_reasm *r, const uint8_t *data, size_t len, grpc_reas
 			r->buf = NULL;
 			r->in_msg = false;
 			r->heap_msg = true;
-			r->kept = false;
 			rc = on_msg(arg, msg, r->len);
 			r->heap_msg = false;
 			if (!r->kept)
