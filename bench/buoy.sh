@@ -11,6 +11,9 @@
 #   - each client's own part, apart from wireguard-go's: buoy's is the call less the set
 #     (connect to answer, from its log line); wg's is from its execve to its connect for
 #     the set, in SPLIT more runs under `strace --seccomp-bpf` (not in the timed ones);
+#   - the same applies started together, each onto a fresh wireguard-go of its own, the two
+#     sharing one CPU (PAIRED runs, last; why, with the code below), and AA runs of the
+#     same with `wg syncconf` on both, a control;
 #   - AddPeer latency (signed delta, one new peer per call, sequential);
 #   - an incremental ApplyConfig: N + 1 peers onto the N the interface holds, against
 #     `wg syncconf` of the same N + 1 (INC runs, on the long-lived process);
@@ -27,7 +30,7 @@
 # `wg syncconf` is timed inside the namespace (bash's $EPOCHREALTIME around it), so its
 # figure includes its own process start but not `ip netns exec`.
 #   bench/buoy.sh   (root, /dev/net/tun; BUILD=build PEERS=10000 RUNS=21 ADDS=500 FRESH=1
-#                    SPLIT=7 INC=11)
+#                    SPLIT=7 INC=11 PAIRED=21 AA=11)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -40,12 +43,15 @@ INC=${INC:-11}
 [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ] || { echo "bench/buoy.sh needs root and /dev/net/tun" >&2; exit 2; }
 tmp=$(mktemp -d)
 NS=phb$$ IF=phb$$
+NSW=${NS}w IFW=${IF}w	# wg's own wireguard-go, for the runs together (below)
 pid=
 cleanup() {
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-	for q in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$q" 2>/dev/null; done
-	ip netns del "$NS" 2>/dev/null
-	rm -f "/var/run/wireguard/$IF.sock"
+	for n in "$NS" "$NSW"; do
+		for q in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$q" 2>/dev/null; done
+		ip netns del "$n" 2>/dev/null
+	done
+	rm -f "/var/run/wireguard/$IF.sock" "/var/run/wireguard/$IFW.sock"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -60,38 +66,47 @@ cp "$p/ca.pem" "$s/"
 cp "$p/node-a.pem" "$s/node.pem"
 install -m 0600 "$p/node-a.key" "$s/node.key"
 "$ctl" keygen "$tmp/sign.key" "$s/controller.pub"
-ip netns exec "$NS" "$BUILD/buoy" run --state-dir "$s" --listen 127.0.0.1:0 --interface "$IF" \
-    2>"$tmp/buoy.log" &
-pid=$!
-disown "$pid"	# no "Killed" line from bash when cleanup() kills it
-for _ in $(seq 100); do
-	port=$(grep -o 'listen=127.0.0.1:[0-9]*' "$tmp/buoy.log" | cut -d: -f2) && [ -n "$port" ] && break
-	sleep 0.05
-done
+# start_buoy CMD...: buoy on $s behind CMD (env, taskset); sets $pid and $port.
+: >"$tmp/buoy.log"
+start_buoy() {
+	local n0
+	n0=$(grep -c 'listen=127.0.0.1:' "$tmp/buoy.log" || true)
+	ip netns exec "$NS" "$@" "$BUILD/buoy" run --state-dir "$s" --listen 127.0.0.1:0 \
+	    --interface "$IF" 2>>"$tmp/buoy.log" &
+	pid=$!
+	disown "$pid"	# no "Killed" line from bash when cleanup() kills it
+	for _ in $(seq 100); do
+		[ "$(grep -c 'listen=127.0.0.1:' "$tmp/buoy.log" || true)" -gt "$n0" ] && break
+		sleep 0.05
+	done
+	port=$(grep -o 'listen=127.0.0.1:[0-9]*' "$tmp/buoy.log" | tail -1 | cut -d: -f2)
+}
+start_buoy env
 
 # N peers: random 32-byte keys, one /32 each (and the same with one more, peers1/wg1.conf).
 bench/peers.py "$PEERS" "$tmp" "$s/wg.key"
 printf '[Interface]\nPrivateKey = %s\nListenPort = 51820\n' "$(cat "$s/wg.key")" >"$tmp/empty.conf"
 serial=0
+ctl_apply=("$ctl" apply --ca "$p/ca.pem" --cert "$p/controller.pem"
+    --key "$p/controller.key" --sign-key "$tmp/sign.key" --fleet alpha --node node-a
+    --listen-port 51820 --address 10.99.0.1/16 --timeout 120)
 apply() { # args: extra ctl_push args; the caller bumps $serial (not in a subshell)
-	ip netns exec "$NS" "$ctl" apply --target "127.0.0.1:$port" --ca "$p/ca.pem" \
-	    --cert "$p/controller.pem" --key "$p/controller.key" --sign-key "$tmp/sign.key" \
-	    --fleet alpha --node node-a --revision "b$serial" --serial "$serial" \
-	    --listen-port 51820 --address 10.99.0.1/16 --timeout 120 "$@"
+	ip netns exec "$NS" "${ctl_apply[@]}" --target "127.0.0.1:$port" --revision "b$serial" \
+	    --serial "$serial" "$@"
 }
 ms() { echo "($2 - $1) / 1000000" | bc -l; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+. bench/stats.sh
 # `wg syncconf IF CONF` timed inside the namespace; prints ms.
 wg_timed() {
 	ip netns exec "$NS" bash -c 's=$EPOCHREALTIME; wg syncconf "$1" "$2" || exit 1
 	    e=$EPOCHREALTIME; echo "($e - $s) * 1000" | bc -l' _ "$IF" "$1"
 }
-count_peers() { ip netns exec "$NS" wg show "$IF" peers | wc -l; }
+count_peers() { ip netns exec "$NS" wg show "${1:-$IF}" peers | wc -l; }
 # Wait until wireguard-go is idle (its CPU ticks still for 300 ms, at most 10 s): the
 # teardown of the emptied peers (goroutines, Go's GC) must not land inside the next timing.
-settle() {
+settle() { # [IF]
 	local wpid t0 t1 n
-	wpid=$(pgrep -f "wireguard-go.* $IF\$" | head -1)
+	wpid=$(pgrep -f "wireguard-go.* ${1:-$IF}\$" | head -1)
 	[ -n "$wpid" ] || return 0
 	t0=$(awk '{print $14 + $15}' "/proc/$wpid/stat")
 	for n in $(seq 33); do
@@ -230,6 +245,94 @@ for _ in $(seq "$INC"); do
 	[ "$(count_peers)" = "$((PEERS + 1))" ] || { echo "incremental wg: $(count_peers) peers" >&2; exit 1; }
 	ip netns exec "$NS" wg syncconf "$IF" "$tmp/wg.conf"
 done
+# Together (PAIRED runs, last): buoy's ApplyConfig and `wg syncconf` started at the same
+# moment, each onto a fresh wireguard-go of its own: buoy's on $IF, wg's on $IFW in a
+# namespace of its own, started here as buoy starts it (the same binary and environment,
+# then the same private key, listen port, address and link state). Both wireguard-go
+# processes run on one CPU, the clients (buoy, ctl_push, wg) on the other, and both
+# wireguard-go run with GOGC=off.
+# Why: the runs one after the other (above) vary ~12 % from one to the next, which hides a
+# difference of a few ms in ~600 ms. Two causes, and what cancels each:
+#   - this machine's speed moves ~10 % from one second to the next and from one vCPU to
+#     the other (`openssl speed ecdhx25519`: 27k-35k/s); two processes sharing one CPU
+#     through the same second meet the same speed (two such `openssl speed` runs at once
+#     on one CPU: ratios 0.995-1.012);
+#   - Go's collector: the same body into two fresh wireguard-go at once on one CPU (an
+#     A/A run) takes 0.968-1.059x as long in one as in the other with it, 0.985-1.011x with
+#     GOGC=off. It is off in both; buoy's body, which has fewer lines (less garbage), loses
+#     no advantage it would have had by that.
+# The cost: while both run, each has half the CPU, and the first to finish leaves it whole
+# to the other, so the times are longer than alone and their ratio lies nearer 1 than the
+# ratio of the work (2w/(1+w) for w <= 1). It is below 1 exactly when buoy's apply needs
+# the less time.
+PAIRED=${PAIRED:-21}
+AA=${AA:-11}
+wpid_w=
+fresh_w() { # a fresh wireguard-go on $IFW in $NSW, on CPU 1, configured as buoy's is
+	local n
+	if [ -n "$wpid_w" ]; then
+		kill -9 "$wpid_w" 2>/dev/null
+		for n in $(seq 100); do ip -n "$NSW" link show "$IFW" >/dev/null 2>&1 || break; sleep 0.05; done
+	fi
+	rm -f "/var/run/wireguard/$IFW.sock"
+	ip netns exec "$NSW" env GOGC=off WG_PROCESS_FOREGROUND=1 LOG_LEVEL=error taskset -c 1 \
+	    wireguard-go -f "$IFW" >/dev/null 2>&1 &
+	wpid_w=$!
+	disown "$wpid_w"
+	for n in $(seq 100); do [ -S "/var/run/wireguard/$IFW.sock" ] && break; sleep 0.05; done
+	ip netns exec "$NSW" wg set "$IFW" private-key "$s/wg.key" listen-port 51820
+	ip -n "$NSW" addr add 10.99.0.1/16 dev "$IFW"
+	ip -n "$NSW" link set "$IFW" up
+	settle "$IFW"
+}
+: >"$tmp/tg.buoy"; : >"$tmp/tg.buoy.wg"; : >"$tmp/tg.buoy.ratio"
+: >"$tmp/tg.aa"; : >"$tmp/tg.aa.wg"; : >"$tmp/tg.aa.ratio"
+if [ "$PAIRED" -gt 0 ] && [ "$(nproc)" -lt 2 ]; then
+	echo "bench/buoy.sh: SKIPPED the runs together: they need two CPUs, this has $(nproc)" >&2
+elif [ "$PAIRED" -gt 0 ]; then
+	ip netns add "$NSW"
+	ip -n "$NSW" link set lo up
+	# buoy again, on CPU 0 and with GOGC=off for the wireguard-go it starts: that starts
+	# on CPU 0 too (so with GOMAXPROCS=1, as the one on $IFW, started on CPU 1) and is
+	# moved to CPU 1. buoy's check runs inline (one CPU).
+	kill -9 "$pid"
+	pkill -9 -f "wireguard-go.* $IF\$" || true
+	for _ in $(seq 100); do ip -n "$NS" link show "$IF" >/dev/null 2>&1 || break; sleep 0.05; done
+	start_buoy env GOGC=off taskset -c 0
+	# together KIND I: one run, KIND buoy (buoy's apply and wg's) or aa (wg's on both
+	# interfaces: how far apart two equal arms land here); I odd: $IF's arm starts first.
+	together() {
+		local first=wg arm out n what
+		fresh buoy
+		taskset -a -p -c 1 "$(pgrep -f "wireguard-go.* $IF\$" | head -1)" >/dev/null
+		fresh_w
+		serial=$((serial + 1))
+		[ $(($2 % 2)) = 1 ] && first=a
+		if [ "$1" = aa ]; then
+			arm=(wg "$IF")
+		else
+			arm=("${ctl_apply[@]}" --target "127.0.0.1:$port" --revision "b$serial"
+			    --serial "$serial" --peers-file "$tmp/peers" --time-call --go-on-stdin)
+		fi
+		out=$(ip netns exec "$NS" taskset -c 0 bench/go_together.py "$first" "$IFW" \
+		    "$tmp/wg.conf" -- "${arm[@]}")
+		[ "$(count_peers)" = "$PEERS" ] || { echo "together, $IF: $(count_peers) peers" >&2; exit 1; }
+		n=$(ip netns exec "$NSW" wg show "$IFW" peers | wc -l)
+		[ "$n" = "$PEERS" ] || { echo "together, $IFW: $n peers" >&2; exit 1; }
+		set -- "$1" "$2" $out
+		echo "$3" >>"$tmp/tg.$1"; echo "$4" >>"$tmp/tg.$1.wg"
+		echo "$3 / $4" | bc -l >>"$tmp/tg.$1.ratio"
+		if [ "$1" = aa ]; then what="wg syncconf on $IF"; else what="buoy call"; fi
+		printf '  together, %s %2d (%s first): %s %.1f ms, wg syncconf %.1f ms; ratio %.4f\n' \
+		    "$1" "$2" "$([ "$first" = a ] && echo "$IF" || echo "$IFW")" "$what" "$3" "$4" \
+		    "$(tail -1 "$tmp/tg.$1.ratio")"
+	}
+	# Interleaved, so the control meets the same stretch of this machine's time.
+	for i in $(seq "$((PAIRED > AA ? PAIRED : AA))"); do
+		[ "$i" -le "$PAIRED" ] && together buoy "$i"
+		[ "$i" -le "$AA" ] && together aa "$i"
+	done
+fi
 echo
 printf 'ApplyConfig of %d peers, medians of %d runs: buoy %.1f ms (the call on an open channel; %.1f ms inside buoy), wg syncconf %.1f ms; median of the per-run ratios %.3fx (target <= 1.0x), ratio of the medians %.3fx\n' \
     "$PEERS" "$RUNS" "$c" "$i" "$w" "$r" "$(echo "$c / $w" | bc -l)"
@@ -239,6 +342,13 @@ printf "buoy's own part of the call (the call less the set, connect to answer): 
 [ -s "$tmp/own.wg" ] &&
     printf "wg's own part (execve to the set's connect; %d straced runs, a lower bound): median %.1f ms; the set to exit: median %.1f ms\n" \
     "$SPLIT" "$(median <"$tmp/own.wg")" "$(median <"$tmp/set.wg")"
+[ -s "$tmp/tg.buoy.ratio" ] &&
+    printf 'Together (started at the same moment, the two wireguard-go on one CPU with GOGC=off), medians of %d runs: buoy %.1f ms, wg syncconf %.1f ms; median of the per-run ratios %.4fx (95 %% interval %s); buoy the faster in %d of %d runs\n' \
+    "$PAIRED" "$(median <"$tmp/tg.buoy")" "$(median <"$tmp/tg.buoy.wg")" "$(median <"$tmp/tg.buoy.ratio")" \
+    "$(interval %.4f <"$tmp/tg.buoy.ratio")" "$(awk '$1 < 1' "$tmp/tg.buoy.ratio" | wc -l)" "$PAIRED"
+[ -s "$tmp/tg.aa.ratio" ] &&
+    printf '  the same with wg syncconf on both interfaces (A/A, %d runs): median of the ratios %.4fx (95 %% interval %s)\n' \
+    "$AA" "$(median <"$tmp/tg.aa.ratio")" "$(interval %.4f <"$tmp/tg.aa.ratio")"
 printf 'The whole test controller run (process start, config built and signed, TLS handshake, the call): %.1f ms; median of the per-run ratios %.3fx, ratio of the medians %.3fx\n' \
     "$b" "$re" "$(echo "$b / $w" | bc -l)"
 printf 'Incremental, %d peers onto %d held (one new), medians of %d: buoy ApplyConfig %.1f ms, wg syncconf %.1f ms (%.3fx)\n' \

@@ -97,12 +97,7 @@ run() { # ARM [FILE]: one figure appended to FILE (default $tmp/ARM.ms)
 		echo "$out" | sed -n 's/^call_ms=//p' >>"$to" ;;
 	esac
 }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-# A 95 % interval for the median of a column: the order statistics around n/2 +- 0.98 sqrt(n).
-interval() { # FORMAT
-	sort -g | awk -v f="$1" '{a[NR]=$1} END {d = int(0.98 * sqrt(NR) + 0.5); lo = int((NR + 1) / 2) - d;
-	    hi = int(NR / 2) + 1 + d; if (lo < 1) lo = 1; if (hi > NR) hi = NR; printf f "-" f, a[lo], a[hi]}'
-}
+. bench/stats.sh
 for a in "${arms[@]}"; do : >"$tmp/$a.ms"; done
 for a in "${arms[@]}"; do serial=$((serial + 1)); run "$a"; : >"$tmp/$a.ms"; done	# warm-up
 for i in $(seq "$RUNS"); do

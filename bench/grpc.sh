@@ -53,7 +53,7 @@ stop() { # prints the server's peak RSS in KiB
 	srv=
 	echo "$hwm"
 }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+. bench/stats.sh
 
 run() { # NAME SERVER: RUNS runs; appends "name rps p50 p99 rss" to results
 	local name=$1 kind=$2 i out rss

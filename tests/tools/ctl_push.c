@@ -66,6 +66,9 @@ static double *bench_lat, bench_t0;
 static unsigned call_timeout_ms = 10000;
 /* apply --time-call: the channel is opened (GetStatus) before the timed ApplyConfig. */
 static bool time_call, opening;
+/* apply --time-call --go-on-stdin: once the channel is open, print "ready" and wait for a
+   line on stdin before the call (a bench starts it together with another client). */
+static bool go_on_stdin;
 static const uint8_t *apply_buf;
 static size_t apply_len;
 static double call_t0;
@@ -241,6 +244,17 @@ on_done(void *arg, int status, const char *message)
 			event_base_loopexit(base, NULL);
 			return;
 		}
+		if (go_on_stdin) {
+			char line[16];
+
+			printf("ready\n");
+			fflush(stdout);
+			if (fgets(line, sizeof(line), stdin) == NULL) {
+				printf("status -1 no go line on stdin\n");
+				event_base_loopexit(base, NULL);
+				return;
+			}
+		}
 		call_t0 = now_s();
 		grpc_channel_call(chn, "/pharos.v1.NodeControl/ApplyConfig", apply_buf, apply_len,
 		    call_timeout_ms, GRPC_CALL_WAIT_FOR_READY, on_msg, on_done, NULL);
@@ -392,6 +406,7 @@ main(int argc, char **argv)
 		{ "user", required_argument, NULL, 'u' },
 		{ "remove-user", required_argument, NULL, 'U' },
 		{ "time-call", no_argument, NULL, 'W' },
+		{ "go-on-stdin", no_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *target = NULL, *ca = NULL, *cert = NULL, *key = NULL, *expect = NULL;
@@ -465,6 +480,7 @@ main(int argc, char **argv)
 		case 'X': tamper = true; break;
 		case 'J': junk = true; break;
 		case 'W': time_call = true; break;
+		case 'O': go_on_stdin = true; break;
 		case 'B': delta.base_serial = strtoull(optarg, NULL, 10); break;
 		case 'N': bench_n = bench_left = atol(optarg); break;
 		case 'Q': watch_since = strtoull(optarg, NULL, 10); break;
@@ -537,6 +553,10 @@ main(int argc, char **argv)
 		}
 		default: goto usage;
 		}
+	}
+	if (go_on_stdin && !time_call) {
+		fprintf(stderr, "ctl_push: --go-on-stdin needs --time-call\n");
+		return 2;
 	}
 	if (target == NULL || ca == NULL || cert == NULL || key == NULL ||
 	    (!want_status && (skpath == NULL || cfg.fleet_id == NULL || cfg.node == NULL)))
@@ -697,7 +717,8 @@ usage:
 	    "                [--listen-port P] [--mtu M] [--address CIDR]...\n"
 	    "                [--peer PUB=CIDR[,CIDR][@HOST:PORT]]... [--tamper] [--junk]\n"
 	    "                [--xray-port P [--xray-target H:P] [--xray-sni N]... [--xray-sid ID]...\n"
-	    "                [--xray-flow F]] [--user UUID=EMAIL]... [--time-call]\n"
+	    "                [--xray-flow F]] [--user UUID=EMAIL]...\n"
+	    "                [--time-call [--go-on-stdin]]\n"
 	    "       ctl_push add-peer CONN --sign-key K --fleet F --node N --base-serial B\n"
 	    "                --serial S [--peer PUB=CIDR]... [--user UUID=EMAIL]... [--bench COUNT]\n"
 	    "       ctl_push remove-peer CONN ... [--remove PUB]... [--remove-user EMAIL]...\n"
@@ -707,6 +728,8 @@ usage:
 	    "       ctl_push status CONN\n"
 	    "CONN: --target HOST:PORT --ca CA --cert CERT --key KEY [--expect-id ID] [--timeout S]\n"
 	    "--time-call: open the channel first (a GetStatus, as a controller's channel is\n"
-	    "already open), then time the ApplyConfig call alone: call_ms=\n");
+	    "already open), then time the ApplyConfig call alone: call_ms=\n"
+	    "--go-on-stdin: with --time-call, print \"ready\" once the channel is open and make\n"
+	    "the call when a line comes on stdin\n");
 	return 2;
 }
