@@ -328,9 +328,9 @@ elif [ "$PAIRED" -gt 0 ]; then
 		    "$(tail -1 "$tmp/tg.$1.ratio")"
 	}
 	# Interleaved, so the control meets the same stretch of this machine's time.
-	for i in $(seq "$((PAIRED > AA ? PAIRED : AA))"); do
-		[ "$i" -le "$PAIRED" ] && together buoy "$i"
-		[ "$i" -le "$AA" ] && together aa "$i"
+	for k in $(seq "$((PAIRED > AA ? PAIRED : AA))"); do	# not $i: that is a result
+		if [ "$k" -le "$PAIRED" ]; then together buoy "$k"; fi
+		if [ "$k" -le "$AA" ]; then together aa "$k"; fi
 	done
 fi
 echo
