@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 #include <arpa/inet.h>
@@ -755,11 +756,48 @@ uapi_get(struct wg_device **out, const char *sock_path)
 }
 
 static int set_finish(int fd, int64_t deadline, const char *sock_path);
+static int set_reply(int fd, int64_t deadline, const char *sock_path);
 
+/* All of iov[0..n), in as few sends as the socket takes. */
+static int
+sendv_all(int fd, struct iovec *iov, size_t n, int64_t deadline, const char *path)
+{
+	struct msghdr mh;
+	ssize_t w;
+	int rc;
+
+	while (n > 0) {
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = iov;
+		mh.msg_iovlen = n;
+		if ((w = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if ((rc = wait_fd(fd, POLLOUT, deadline, path)) != 0)
+					return rc;
+				continue;
+			}
+			err_setsys("uapi: %s: write", path);
+			return ERR_SYS;
+		}
+		for (; n > 0 && (size_t)w >= iov->iov_len; iov++, n--)
+			w -= (ssize_t)iov->iov_len;
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/* One send for a small set (a delta): the operation, the body and the blank line. */
 int
 uapi_set(const char *sock_path, const char *body, size_t len)
 {
 	int64_t deadline = now_ms() + UAPI_TIMEOUT_MS;
+	struct iovec iov[3] = { { (void *)(uintptr_t)"set=1\n", 6 },
+	    { (void *)(uintptr_t)body, len }, { (void *)(uintptr_t)"\n", 1 } };
 	int fd, rc;
 
 	/* A blank line would end the operation early and start another. */
@@ -770,25 +808,33 @@ uapi_set(const char *sock_path, const char *body, size_t len)
 	}
 	if ((rc = uapi_connect(&fd, sock_path)) != 0)
 		return rc;
-	if ((rc = send_all(fd, "set=1\n", 6, deadline, sock_path)) == 0 &&
-	    (rc = send_all(fd, body, len, deadline, sock_path)) == 0)
-		rc = set_finish(fd, deadline, sock_path);
+	if ((rc = sendv_all(fd, iov, 3, deadline, sock_path)) == 0)
+		rc = set_reply(fd, deadline, sock_path);
 	close(fd);
 	return rc;
 }
 
-/* The blank line that ends a set, then its answer. */
+/* The blank line that ends a streamed set, then its answer. */
 static int
 set_finish(int fd, int64_t deadline, const char *sock_path)
+{
+	int rc;
+
+	if ((rc = send_all(fd, "\n", 1, deadline, sock_path)) != 0)
+		return rc;
+	return set_reply(fd, deadline, sock_path);
+}
+
+/* A set's answer: exactly "errno=N\n", then the blank line (or EOF). */
+static int
+set_reply(int fd, int64_t deadline, const char *sock_path)
 {
 	struct sbuf sb = { 0 };
 	char *nl;
 	int rc, eno;
 
-	if ((rc = send_all(fd, "\n", 1, deadline, sock_path)) != 0 ||
-	    (rc = read_reply(&sb, fd, deadline, sock_path)) != 0)
+	if ((rc = read_reply(&sb, fd, deadline, sock_path)) != 0)
 		goto out;
-	/* Exactly "errno=N\n", then the blank line (or EOF). */
 	if (sb.len < 8 || strncmp(sb.p, "errno=", 6) != 0 ||
 	    (nl = memchr(sb.p, '\n', sb.len)) == NULL ||
 	    !(sb.p + sb.len == nl + 1 || (sb.p + sb.len == nl + 2 && nl[1] == '\n'))) {

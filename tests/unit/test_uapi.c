@@ -3,8 +3,12 @@
  * The UAPI client: get-reply parsing, set-body diffs (golden strings), key text; and the
  * wg(8) side: config text for syncconf, `wg show dump` parsing, peer counts.
  */
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "uapi.h"
@@ -340,6 +344,101 @@ wgtool_tests(const struct wg_device *d)
 	want_clear(&t);
 }
 
+/*
+ * A UAPI server for one set: it waits before reading (so a big body meets a full socket
+ * and goes out in parts), reads up to the blank line, keeps what came and answers.
+ */
+struct set_srv {
+	int		 lfd;
+	const char	*answer;
+	char		*got;
+	size_t		 gotlen;
+};
+
+static void *
+set_srv_run(void *arg)
+{
+	struct set_srv *s = arg;
+	size_t cap = 1 << 21;
+	ssize_t r;
+	int fd;
+
+	s->got = malloc(cap);
+	s->gotlen = 0;
+	if (s->got == NULL || (fd = accept(s->lfd, NULL, NULL)) < 0)
+		return NULL;
+	usleep(50 * 1000);
+	while (s->gotlen < cap && (r = read(fd, s->got + s->gotlen, cap - s->gotlen)) > 0) {
+		s->gotlen += (size_t)r;
+		if (s->gotlen >= 2 && memcmp(s->got + s->gotlen - 2, "\n\n", 2) == 0)
+			break;
+	}
+	if (write(fd, s->answer, strlen(s->answer)) < 0)
+		s->gotlen = 0;
+	close(fd);
+	return NULL;
+}
+
+/* uapi_set() against a live socket: every byte, in order, through partial sends. */
+static void
+set_live_tests(void)
+{
+	char dir[] = "/tmp/pharos-uapi-XXXXXX", path[64] = "";
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct set_srv srv = { .lfd = -1 };
+	const char line[] = "allowed_ip=10.0.0.1/32\n";
+	size_t n = 40000, len = n * (sizeof(line) - 1), i;
+	char *body = malloc(len), *want = malloc(len + 7);
+	pthread_t th;
+	int pass, rc;
+
+	if (body == NULL || want == NULL || mkdtemp(dir) == NULL) {
+		T_OK(0, "set live: setup");
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		memcpy(body + i * (sizeof(line) - 1), line, sizeof(line) - 1);
+	memcpy(want, "set=1\n", 6);
+	memcpy(want + 6, body, len);
+	want[len + 6] = '\n';
+	snprintf(path, sizeof(path), "%s/wg0.sock", dir);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if ((srv.lfd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+	    bind(srv.lfd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || listen(srv.lfd, 2) != 0) {
+		T_OK(0, "set live: listen");
+		goto out;
+	}
+	for (pass = 0; pass < 2; pass++) {
+		srv.answer = pass == 0 ? "errno=0\n\n" : "errno=-22\n\n";
+		if (pthread_create(&th, NULL, set_srv_run, &srv) != 0) {
+			T_OK(0, "set live: thread");
+			goto out;
+		}
+		rc = uapi_set(path, body, len);
+		pthread_join(th, NULL);
+		if (pass == 0) {
+			T_OK(rc == 0, "set live: a %zu-byte body is answered errno=0 (%s)", len,
+			    rc ? err_last() : "ok");
+			T_OK(srv.gotlen == len + 7 && memcmp(srv.got, want, len + 7) == 0,
+			    "set live: the server got set=1, the body and the blank line, in order "
+			    "(%zu bytes)", srv.gotlen);
+		} else {
+			T_OK(rc == ERR_LIB && strstr(err_last(), "errno=-22") != NULL,
+			    "set live: errno=-22 is an error (%s)", err_last());
+		}
+		free(srv.got);
+		srv.got = NULL;
+	}
+out:
+	if (srv.lfd >= 0)
+		close(srv.lfd);
+	if (path[0] != '\0')
+		unlink(path);
+	rmdir(dir);
+	free(body);
+	free(want);
+}
+
 int
 main(void)
 {
@@ -550,6 +649,7 @@ main(void)
 	T_OK(uapi_set("/nonexistent/x.sock", "", 0) == ERR_SYS, "set: missing socket is ERR_SYS");
 	T_OK(uapi_get(&e, "/nonexistent/x.sock") == ERR_SYS && e == NULL,
 	    "get: missing socket is ERR_SYS");
+	set_live_tests();
 	wg_device_free(d);
 	wg_device_free(NULL);
 	wg_desired_clear(NULL);
