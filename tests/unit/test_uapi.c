@@ -4,6 +4,7 @@
  * wg(8) side: config text for syncconf, `wg show dump` parsing, peer counts.
  */
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -359,6 +360,7 @@ static void *
 set_srv_run(void *arg)
 {
 	struct set_srv *s = arg;
+	struct timeval tv = { .tv_sec = 6 };	/* past the client's 5 s: a bug fails, not hangs */
 	size_t cap = 1 << 21;
 	ssize_t r;
 	int fd;
@@ -367,13 +369,14 @@ set_srv_run(void *arg)
 	s->gotlen = 0;
 	if (s->got == NULL || (fd = accept(s->lfd, NULL, NULL)) < 0)
 		return NULL;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	usleep(50 * 1000);
 	while (s->gotlen < cap && (r = read(fd, s->got + s->gotlen, cap - s->gotlen)) > 0) {
 		s->gotlen += (size_t)r;
 		if (s->gotlen >= 2 && memcmp(s->got + s->gotlen - 2, "\n\n", 2) == 0)
 			break;
 	}
-	if (write(fd, s->answer, strlen(s->answer)) < 0)
+	if (send(fd, s->answer, strlen(s->answer), MSG_NOSIGNAL) < 0)
 		s->gotlen = 0;
 	close(fd);
 	return NULL;
