@@ -635,20 +635,24 @@ uapi_connect(int *fdp, const char *path)
 }
 
 /*
- * *busy, if set, is called (and cleared) the first time the socket is full: the
- * implementation then has plenty to chew on, and the caller's own work overlaps with it.
+ * All of iov[0..n), in as few sends as the socket takes. *busy, if set, is called (and
+ * cleared) the first time the socket is full: the implementation then has plenty to chew
+ * on, and the caller's own work overlaps with it.
  */
 static int
-send_all_busy(int fd, const char *buf, size_t len, int64_t deadline, const char *path,
+sendv_all(int fd, struct iovec *iov, size_t n, int64_t deadline, const char *path,
     void (**busy)(void *), void *busy_arg)
 {
 	void (*fn)(void *);
+	struct msghdr mh;
 	ssize_t w;
 	int rc;
 
-	while (len > 0) {
-		w = send(fd, buf, len, MSG_NOSIGNAL);
-		if (w < 0) {
+	while (n > 0) {
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = iov;
+		mh.msg_iovlen = n;
+		if ((w = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -663,10 +667,23 @@ send_all_busy(int fd, const char *buf, size_t len, int64_t deadline, const char 
 			err_setsys("uapi: %s: write", path);
 			return ERR_SYS;
 		}
-		buf += w;
-		len -= (size_t)w;
+		for (; n > 0 && (size_t)w >= iov->iov_len; iov++, n--)
+			w -= (ssize_t)iov->iov_len;
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
+}
+
+static int
+send_all_busy(int fd, const char *buf, size_t len, int64_t deadline, const char *path,
+    void (**busy)(void *), void *busy_arg)
+{
+	struct iovec iov = { (void *)(uintptr_t)buf, len };
+
+	return sendv_all(fd, &iov, 1, deadline, path, busy, busy_arg);
 }
 
 static int
@@ -758,39 +775,6 @@ uapi_get(struct wg_device **out, const char *sock_path)
 static int set_finish(int fd, int64_t deadline, const char *sock_path);
 static int set_reply(int fd, int64_t deadline, const char *sock_path);
 
-/* All of iov[0..n), in as few sends as the socket takes. */
-static int
-sendv_all(int fd, struct iovec *iov, size_t n, int64_t deadline, const char *path)
-{
-	struct msghdr mh;
-	ssize_t w;
-	int rc;
-
-	while (n > 0) {
-		memset(&mh, 0, sizeof(mh));
-		mh.msg_iov = iov;
-		mh.msg_iovlen = n;
-		if ((w = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				if ((rc = wait_fd(fd, POLLOUT, deadline, path)) != 0)
-					return rc;
-				continue;
-			}
-			err_setsys("uapi: %s: write", path);
-			return ERR_SYS;
-		}
-		for (; n > 0 && (size_t)w >= iov->iov_len; iov++, n--)
-			w -= (ssize_t)iov->iov_len;
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
 /* One send for a small set (a delta): the operation, the body and the blank line. */
 int
 uapi_set(const char *sock_path, const char *body, size_t len)
@@ -808,7 +792,7 @@ uapi_set(const char *sock_path, const char *body, size_t len)
 	}
 	if ((rc = uapi_connect(&fd, sock_path)) != 0)
 		return rc;
-	if ((rc = sendv_all(fd, iov, 3, deadline, sock_path)) == 0)
+	if ((rc = sendv_all(fd, iov, 3, deadline, sock_path, NULL, NULL)) == 0)
 		rc = set_reply(fd, deadline, sock_path);
 	close(fd);
 	return rc;
