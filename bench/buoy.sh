@@ -302,14 +302,15 @@ elif [ "$PAIRED" -gt 0 ]; then
 	# together KIND I: one run, KIND buoy (buoy's apply and wg's) or aa (wg's on both
 	# interfaces: how far apart two equal arms land here); I odd: $IF's arm starts first.
 	together() {
-		local first=wg arm out n what
+		local kind=$1 run=$2 first=wg who=$IFW arm out n a_ms w_ms what="buoy call"
 		fresh buoy
 		taskset -a -p -c 1 "$(pgrep -f "wireguard-go.* $IF\$" | head -1)" >/dev/null
 		fresh_w
 		serial=$((serial + 1))
-		[ $(($2 % 2)) = 1 ] && first=a
-		if [ "$1" = aa ]; then
+		if [ $((run % 2)) = 1 ]; then first=a who=$IF; fi
+		if [ "$kind" = aa ]; then
 			arm=(wg "$IF")
+			what="wg syncconf on $IF"
 		else
 			arm=("${ctl_apply[@]}" --target "127.0.0.1:$port" --revision "b$serial"
 			    --serial "$serial" --peers-file "$tmp/peers" --time-call --go-on-stdin)
@@ -319,13 +320,11 @@ elif [ "$PAIRED" -gt 0 ]; then
 		[ "$(count_peers)" = "$PEERS" ] || { echo "together, $IF: $(count_peers) peers" >&2; exit 1; }
 		n=$(ip netns exec "$NSW" wg show "$IFW" peers | wc -l)
 		[ "$n" = "$PEERS" ] || { echo "together, $IFW: $n peers" >&2; exit 1; }
-		set -- "$1" "$2" $out
-		echo "$3" >>"$tmp/tg.$1"; echo "$4" >>"$tmp/tg.$1.wg"
-		echo "$3 / $4" | bc -l >>"$tmp/tg.$1.ratio"
-		if [ "$1" = aa ]; then what="wg syncconf on $IF"; else what="buoy call"; fi
+		read -r a_ms w_ms <<<"$out"
+		echo "$a_ms" >>"$tmp/tg.$kind"; echo "$w_ms" >>"$tmp/tg.$kind.wg"
+		echo "$a_ms / $w_ms" | bc -l >>"$tmp/tg.$kind.ratio"
 		printf '  together, %s %2d (%s first): %s %.1f ms, wg syncconf %.1f ms; ratio %.4f\n' \
-		    "$1" "$2" "$([ "$first" = a ] && echo "$IF" || echo "$IFW")" "$what" "$3" "$4" \
-		    "$(tail -1 "$tmp/tg.$1.ratio")"
+		    "$kind" "$run" "$who" "$what" "$a_ms" "$w_ms" "$(tail -1 "$tmp/tg.$kind.ratio")"
 	}
 	# Interleaved, so the control meets the same stretch of this machine's time.
 	for k in $(seq "$((PAIRED > AA ? PAIRED : AA))"); do	# not $i: that is a result

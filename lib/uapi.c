@@ -772,7 +772,6 @@ uapi_get(struct wg_device **out, const char *sock_path)
 	return uapi_get_timeout(out, sock_path, UAPI_TIMEOUT_MS);
 }
 
-static int set_finish(int fd, int64_t deadline, const char *sock_path);
 static int set_reply(int fd, int64_t deadline, const char *sock_path);
 
 /* One send for a small set (a delta): the operation, the body and the blank line. */
